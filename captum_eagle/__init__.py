@@ -1,0 +1,1 @@
+"""captum-eagle: Eagle attribution for multimodal LLMs as a Captum plugin."""
