@@ -1,0 +1,273 @@
+"""Deterministic CPU training of the bundled shapes model.
+
+Usage::
+
+    python -m captum_eagle.zoo.train --out captum_eagle/zoo/weights --minutes 25 --seed 0
+
+Scenes are generated on the fly from training seeds below :data:`EVAL_SEED`. Each sample is either
+a caption (prompt :data:`DEFAULT_CAPTION_PROMPT`) or a yes/no question, encoded exactly as at
+inference (chat template + processor, then the answer tokens and ``</s>``). The loss covers only the
+answer tokens and is averaged per sample, then over the batch, so that the one-word yes/no answers
+weigh as much as whole captions.
+
+With ``--steps`` the run is fully determined by its arguments. With ``--minutes`` only, the number
+of steps is derived from the speed of the first steps (and written to ``training_info.json``, so the
+run can be repeated with ``--steps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .evaluate import EVAL_SEED, caption_metrics, encode_with_answers, question_metrics
+from .model import DEFAULT_CAPTION_PROMPT, build_model, build_processor, save_all
+from .scenes import COLOURS, SCENE_KINDS, SHAPES, _causes, _make_question, generate_scene
+
+__all__ = ["main", "sample_batch", "train"]
+
+#: Probability of each scene kind in training.
+KIND_WEIGHTS = {"plain": 0.35, "redundant": 0.15, "partial_match": 0.2, "crowded": 0.3}
+
+
+def _training_example(
+    seed: int, p_caption: float, p_partial_no: float
+) -> tuple[object, str, str, str]:
+    """Return ``(image, prompt, answer, task)`` for one training seed."""
+    rng = np.random.default_rng([seed, 7])
+    kinds = list(KIND_WEIGHTS)
+    kind = kinds[int(rng.choice(len(kinds), p=list(KIND_WEIGHTS.values())))]
+    scene = generate_scene(seed, kind)
+    if rng.random() < p_caption:
+        return scene.pil(), DEFAULT_CAPTION_PROMPT, scene.caption, "caption"
+    objects = scene.objects
+    present = {(o.colour, o.shape) for o in objects}
+    absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
+    clean = [p for p in absent if not _causes(objects, *p)]
+    partial = [p for p in absent if _causes(objects, *p)]
+    u = rng.random()
+    if u < 0.5 or not (clean or partial):
+        o = objects[int(rng.integers(len(objects)))]
+        pair = (o.colour, o.shape)
+    elif (u < 0.5 + 0.5 * p_partial_no and partial) or not clean:
+        pair = partial[int(rng.integers(len(partial)))]
+    else:
+        pair = clean[int(rng.integers(len(clean)))]
+    q = _make_question(objects, *pair)
+    return scene.pil(), q.text, q.answer, "qa"
+
+
+def sample_batch(
+    processor, seeds: list[int], p_caption: float = 0.35, p_partial_no: float = 0.03
+) -> dict[str, torch.Tensor]:
+    """Build one training batch from training seeds.
+
+    Parameters
+    ----------
+    processor : transformers.LlavaProcessor
+    seeds : list of int
+        One scene seed per sample (must be below :data:`EVAL_SEED`).
+    p_caption : float, default 0.35
+        Probability that a sample is a caption (otherwise a yes/no question).
+    p_partial_no : float, default 0.03
+        Among "no" questions, the probability of asking about an absent object that shares an
+        attribute with a scene object. Keeping it low keeps the attribute-binding confusion
+        (false "yes" with a partial-match distractor) that the hallucination benchmarks need.
+
+    Returns
+    -------
+    dict
+        Output of :func:`~captum_eagle.zoo.evaluate.encode_with_answers`.
+    """
+    if max(seeds) >= EVAL_SEED:
+        raise ValueError("training seeds must stay below EVAL_SEED")
+    examples = [_training_example(s, p_caption, p_partial_no) for s in seeds]
+    images, prompts, answers, _ = zip(*examples, strict=True)
+    return encode_with_answers(processor, images, prompts, answers)
+
+
+def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy averaged over each sample's answer tokens, then over the batch.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        (B, T, V) model outputs.
+    labels : torch.Tensor
+        (B, T) targets, ``-100`` where ignored.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss.
+    """
+    logits = logits[:, :-1].float()
+    target = labels[:, 1:]
+    mask = target != -100
+    tok_loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.clamp(min=0).reshape(-1), reduction="none"
+    ).view(target.shape)
+    per_row = (tok_loss * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return per_row.mean()
+
+
+def train(
+    out: str | Path,
+    minutes: float = 25.0,
+    steps: int | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    warmup: int = 100,
+    p_caption: float = 0.35,
+    p_partial_no: float = 0.03,
+    threads: int = 2,
+    eval_scenes: int = 200,
+) -> dict:
+    """Train the shapes model and save it to ``out``.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output folder.
+    minutes : float, default 25
+        Time budget used to choose the number of steps when ``steps`` is None.
+    steps : int, optional
+        Number of optimisation steps (makes the run independent of machine speed).
+    seed : int, default 0
+        Seed of the initialisation; training scenes use seeds ``seed * 10**5 + i`` ... below
+        :data:`EVAL_SEED`.
+    batch_size : int, default 64
+    lr : float, default 2e-3
+        Peak AdamW learning rate (linear warm-up, cosine decay to 0).
+    warmup : int, default 100
+    p_caption, p_partial_no : float
+        Training mixture, see :func:`sample_batch`.
+    threads : int, default 2
+    eval_scenes : int, default 200
+        Evaluation scenes per kind measured at the end (0 to skip).
+
+    Returns
+    -------
+    dict
+        Training summary (also written to ``out/training_info.json``).
+    """
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    processor = build_processor()
+    model = build_model(processor.tokenizer, seed=seed)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    seed_base = seed * 100_000
+    t0 = time.perf_counter()
+    total = steps
+    calibrate = (10, 40)  # time steps 10..40 (the first steps are slower)
+    t_cal = t0
+    step = 0
+    losses: list[float] = []
+    while total is None or step < total:
+        if total is None and step == calibrate[0]:
+            t_cal = time.perf_counter()
+        if total is None and step == calibrate[1]:
+            per_step = (time.perf_counter() - t_cal) / (calibrate[1] - calibrate[0])
+            spent = time.perf_counter() - t0
+            total = max(int((minutes * 60 - spent) / per_step) + step, step + 1)
+            print(f"calibrated: {per_step:.2f} s/step -> {total} steps", flush=True)
+        horizon = total if total is not None else int(1e9)
+        if step < warmup:
+            scale = (step + 1) / warmup
+        else:
+            scale = 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(horizon - warmup, 1)))
+        for g in opt.param_groups:
+            g["lr"] = lr * scale
+        seeds = [seed_base + step * batch_size + i for i in range(batch_size)]
+        batch = sample_batch(processor, seeds, p_caption, p_partial_no)
+        labels = batch.pop("labels")
+        batch.pop("answer_start")
+        logits = model(**batch).logits
+        loss = per_sample_loss(logits, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        if step % 25 == 0:
+            el = time.perf_counter() - t0
+            print(
+                f"step {step}/{total} loss {np.mean(losses[-25:]):.4f} lr {lr * scale:.2e} "
+                f"{el:.0f}s",
+                flush=True,
+            )
+    train_seconds = time.perf_counter() - t0
+    model.eval()
+    save_all(model, processor, out)
+    info: dict = {
+        "steps": step,
+        "batch_size": batch_size,
+        "lr": lr,
+        "warmup": warmup,
+        "seed": seed,
+        "p_caption": p_caption,
+        "p_partial_no": p_partial_no,
+        "train_seconds": round(train_seconds, 1),
+        "final_loss": float(np.mean(losses[-25:])),
+        "torch": torch.__version__,
+    }
+    if eval_scenes:
+        from .model import load_default_model
+
+        model, processor = load_default_model(path=out)
+        for kind in SCENE_KINDS:
+            scenes = [generate_scene(EVAL_SEED + i, kind) for i in range(eval_scenes)]
+            cm = caption_metrics(model, processor, scenes)
+            qm = question_metrics(model, processor, scenes)
+            info[f"eval_{kind}"] = {
+                "caption_exact": cm.exact_match,
+                "token_accuracy": cm.token_accuracy,
+                "yes_no_accuracy_clean": qm.accuracy_clean,
+                "n_clean": qm.n_clean,
+                "false_yes_partial": qm.false_yes_partial,
+                "n_partial": qm.n_partial,
+            }
+            print(kind, info[f"eval_{kind}"], flush=True)
+    Path(out, "training_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point (see the module docstring)."""
+    ap = argparse.ArgumentParser(description="Train the bundled shapes model (CPU).")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "weights"))
+    ap.add_argument("--minutes", type=float, default=25.0)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--p-caption", type=float, default=0.35)
+    ap.add_argument("--p-partial-no", type=float, default=0.03)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--eval-scenes", type=int, default=200)
+    args = ap.parse_args(argv)
+    train(
+        args.out,
+        minutes=args.minutes,
+        steps=args.steps,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        p_caption=args.p_caption,
+        p_partial_no=args.p_partial_no,
+        threads=args.threads,
+        eval_scenes=args.eval_scenes,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Tests of the bundled shapes model: scene generator, offline loading and model quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from captum_eagle.zoo import (
+    DEFAULT_CAPTION_PROMPT,
+    SCENE_KINDS,
+    WEIGHTS_DIR,
+    Question,
+    Scene,
+    SceneObject,
+    chat_prompt,
+    generate_scene,
+    generate_scenes,
+    load_default_model,
+    question_prompt,
+)
+from captum_eagle.zoo.evaluate import (
+    EVAL_SEED,
+    caption_metrics,
+    encode_with_answers,
+    question_metrics,
+)
+
+# --------------------------------------------------------------------------- generator
+
+
+@pytest.mark.parametrize("kind", SCENE_KINDS)
+def test_generator_is_deterministic(kind: str) -> None:
+    a, b = generate_scene(123, kind), generate_scene(123, kind)
+    assert np.array_equal(a.image, b.image)
+    assert a.caption == b.caption
+    assert [q.text for q in a.questions] == [q.text for q in b.questions]
+    c = generate_scene(124, kind)
+    assert not np.array_equal(a.image, c.image)
+
+
+def test_generate_scenes_uses_consecutive_seeds() -> None:
+    scenes = generate_scenes(3, seed=10, kind="crowded")
+    assert len(scenes) == 3
+    for i, s in enumerate(scenes):
+        assert s.seed == 10 + i
+        assert np.array_equal(s.image, generate_scene(10 + i, "crowded").image)
+
+
+def test_unknown_kind_lists_valid_kinds() -> None:
+    with pytest.raises(ValueError, match=r"plain.*redundant.*partial_match.*crowded"):
+        generate_scene(0, kind="nope")
+
+
+def _check_ground_truth(scene: Scene) -> None:
+    img = scene.image
+    assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+    union = np.zeros(img.shape[:2], dtype=bool)
+    for o in scene.objects:
+        assert isinstance(o, SceneObject)
+        assert o.mask.shape == img.shape[:2] and o.mask.dtype == bool
+        ys, xs = np.nonzero(o.mask)
+        assert o.box == (xs.min(), ys.min(), xs.max(), ys.max())
+        assert not (union & o.mask).any(), "object masks overlap"
+        union |= o.mask
+        # Objects are bright, the background is dark.
+        assert img[o.mask].max(axis=1).mean() > 150
+    assert img[~union].max(axis=1).mean() < 45
+    # Caption lists the objects left to right.
+    assert scene.caption == " and ".join(f"a {o.colour} {o.shape}" for o in scene.objects)
+    xs = [o.centre[0] for o in scene.objects]
+    assert xs == sorted(xs)
+    for q in scene.questions:
+        assert isinstance(q, Question)
+        present = any(o.colour == q.colour and o.shape == q.shape for o in scene.objects)
+        assert q.answer == ("yes" if present else "no")
+        assert q.text == f"is there a {q.colour} {q.shape}?"
+        if q.answer == "no":
+            expected = [
+                i for i, o in enumerate(scene.objects) if o.colour == q.colour or o.shape == q.shape
+            ]
+            assert q.candidate_causes == expected
+
+
+@pytest.mark.parametrize("kind", SCENE_KINDS)
+def test_masks_boxes_caption_and_questions_are_consistent(kind: str) -> None:
+    for scene in generate_scenes(30, seed=500, kind=kind):
+        _check_ground_truth(scene)
+
+
+def test_plain_scenes_have_one_to_three_separated_objects() -> None:
+    counts = set()
+    for scene in generate_scenes(60, seed=0, kind="plain"):
+        counts.add(len(scene.objects))
+        for i, a in enumerate(scene.objects):
+            for b in scene.objects[i + 1 :]:
+                # Masks are separated by background (no touching).
+                ys, xs = np.nonzero(a.mask)
+                yb, xb = np.nonzero(b.mask)
+                d = np.abs(ys[:, None] - yb[None]) + np.abs(xs[:, None] - xb[None])
+                assert d.min() > 1
+    assert counts == {1, 2, 3}
+
+
+def test_crowded_scenes_have_four_to_six_objects_some_touching() -> None:
+    touching = 0
+    scenes = generate_scenes(30, seed=0, kind="crowded")
+    for scene in scenes:
+        assert 4 <= len(scene.objects) <= 6
+        gaps = []
+        for i, a in enumerate(scene.objects):
+            for b in scene.objects[i + 1 :]:
+                ys, xs = np.nonzero(a.mask)
+                yb, xb = np.nonzero(b.mask)
+                cheb = np.maximum(np.abs(ys[:, None] - yb[None]), np.abs(xs[:, None] - xb[None]))
+                gaps.append(cheb.min())
+        touching += min(gaps) <= 2
+    assert touching >= len(scenes) // 2
+
+
+def test_partial_match_scenes_have_a_distractor_question() -> None:
+    for scene in generate_scenes(40, seed=0, kind="partial_match"):
+        q = scene.questions[0]
+        assert q.answer == "no"
+        assert q.has_distractor and q.candidate_causes
+        for i in q.candidate_causes:
+            o = scene.objects[i]
+            assert o.colour == q.colour or o.shape == q.shape
+        assert not any(o.colour == q.colour and o.shape == q.shape for o in scene.objects)
+
+
+def test_redundant_scenes_have_two_objects_with_the_asked_attributes() -> None:
+    for scene in generate_scenes(40, seed=0, kind="redundant"):
+        q = scene.questions[0]
+        assert q.answer == "yes"
+        assert len(q.evidence) >= 2
+        for i in q.evidence:
+            assert (scene.objects[i].colour, scene.objects[i].shape) == (q.colour, q.shape)
+
+
+# --------------------------------------------------------------------------- model
+
+pytestmark_model = pytest.mark.skipif(
+    not (WEIGHTS_DIR / "model.safetensors").is_file(), reason="bundled weights not trained yet"
+)
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    torch.set_num_threads(2)
+    return load_default_model()
+
+
+def test_missing_weights_error_says_how_to_train(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"captum_eagle\.zoo\.train"):
+        load_default_model(path=tmp_path)
+
+
+@pytestmark_model
+def test_load_offline_and_processor_layout(shapes, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, processor = load_default_model()
+    assert not model.training
+    assert next(model.parameters()).dtype == torch.float32
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 0.5e6 < n_params < 2e6
+    text = chat_prompt(processor, DEFAULT_CAPTION_PROMPT)
+    assert text.count("<image>") == 1
+    assert text.endswith("answer:")
+    scene = generate_scene(EVAL_SEED)
+    inputs = processor(images=scene.pil(), text=text, return_tensors="pt")
+    assert int((inputs["input_ids"] == model.config.image_token_id).sum()) == 64
+    with torch.no_grad():
+        out = model(**inputs)
+    assert out.logits.shape[:2] == inputs["input_ids"].shape
+    tok = processor.tokenizer
+    ids = tok(scene.caption, add_special_tokens=False).input_ids
+    assert tok.unk_token_id not in ids
+    assert tok.decode(ids, clean_up_tokenization_spaces=False) == scene.caption
+    assert question_prompt(scene.questions[0]) == scene.questions[0].text
+
+
+def _mixed_scenes(n_per_kind: int, offset: int = 0) -> list[Scene]:
+    return [
+        generate_scene(EVAL_SEED + offset + i, kind)
+        for kind in SCENE_KINDS
+        for i in range(n_per_kind)
+    ]
+
+
+@pytestmark_model
+def test_caption_quality(shapes) -> None:
+    model, processor = shapes
+    metrics = caption_metrics(model, processor, _mixed_scenes(40))
+    assert metrics.exact_match >= 0.80, metrics
+    assert metrics.token_accuracy >= 0.95, metrics
+
+
+@pytestmark_model
+def test_yes_no_quality_and_partial_match_hallucinations(shapes) -> None:
+    model, processor = shapes
+    metrics = question_metrics(model, processor, _mixed_scenes(40, offset=1000))
+    assert metrics.n_clean >= 150 and metrics.n_partial >= 100
+    assert metrics.accuracy_clean >= 0.95, metrics
+    assert metrics.false_yes_partial >= 0.30, metrics
+
+
+@pytestmark_model
+@torch.no_grad()
+def test_blacking_out_an_object_lowers_its_words_more_than_background(shapes) -> None:
+    model, processor = shapes
+    rng = np.random.default_rng(0)
+    scenes = generate_scenes(60, seed=EVAL_SEED + 2000, kind="plain")
+    images, captions, targets = [], [], []
+    for scene in scenes:
+        k = int(rng.integers(len(scene.objects)))
+        obj = scene.objects[k]
+        union = np.zeros(scene.image.shape[:2], dtype=bool)
+        for o in scene.objects:
+            union |= o.mask
+        # Equal-area background patch: the object's mask shifted to a spot free of objects.
+        ys, xs = np.nonzero(obj.mask)
+        bg = None
+        for _ in range(500):
+            dy = int(rng.integers(-ys.min(), 64 - ys.max()))
+            dx = int(rng.integers(-xs.min(), 64 - xs.max()))
+            cand = np.zeros_like(obj.mask)
+            cand[ys + dy, xs + dx] = True
+            if not (cand & union).any():
+                bg = cand
+                break
+        if bg is None:
+            continue
+        for mask in (None, obj.mask, bg):
+            img = scene.image.copy()
+            if mask is not None:
+                img[mask] = 0
+            images.append(img)
+            captions.append(scene.caption)
+        # Caption token positions of this object's colour and shape words.
+        start = sum(3 + 1 for _ in range(k))  # "a colour shape" + "and" per previous object
+        targets.append([start + 1, start + 2])
+    from PIL import Image
+
+    pil = [Image.fromarray(im) for im in images]
+    enc = encode_with_answers(processor, pil, [DEFAULT_CAPTION_PROMPT] * len(pil), captions)
+    labels = enc.pop("labels")
+    starts = enc.pop("answer_start")
+    logp = model(**enc).logits.float().log_softmax(-1)
+    drops_obj, drops_bg = [], []
+    for j, tgt in enumerate(targets):
+        vals = []
+        for r in range(3):
+            row = 3 * j + r
+            pos = [int(starts[row]) + t for t in tgt]
+            lp = sum(float(logp[row, p - 1, labels[row, p]]) for p in pos)
+            vals.append(np.exp(lp))
+        drops_obj.append(vals[0] - vals[1])
+        drops_bg.append(vals[0] - vals[2])
+    assert len(targets) >= 50
+    assert np.mean(drops_obj) > np.mean(drops_bg) + 0.1
