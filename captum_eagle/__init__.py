@@ -1,1 +1,19 @@
-"""captum-eagle: Eagle attribution for multimodal LLMs as a Captum plugin."""
+"""captum-eagle: Eagle attribution for multimodal LLMs (where they attend, what they rely on).
+
+A Captum plugin: :class:`MLLMForwardWrapper` turns a Hugging Face image-text-to-text model into a
+forward function that Captum's methods and :class:`EagleAttribution` perturb alike, and
+:class:`FeatureMask` builds SLICO superpixel masks in Captum's ``feature_mask`` format.
+"""
+
+from captum_eagle.families import ModelFamily, list_families, register_family
+from captum_eagle.masks import FeatureMask
+from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample
+
+__all__ = [
+    "FeatureMask",
+    "MLLMForwardWrapper",
+    "ModelFamily",
+    "PreparedSample",
+    "list_families",
+    "register_family",
+]

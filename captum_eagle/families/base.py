@@ -1,0 +1,139 @@
+"""The adapter contract between the wrapper and one model family, and the family registry."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import transformers
+from PIL import Image
+from transformers import PreTrainedModel, ProcessorMixin
+
+_REGISTRY: dict[str, type[ModelFamily]] = {}
+
+
+class ModelFamily:
+    r"""How one family of image-text-to-text models lays out pixels and prompts.
+
+    A family implements three small things; the wrapper does everything else:
+
+    - :meth:`input_size`: the model's input resolution for an image of a given size;
+    - :meth:`resize`: bring a PIL image to that resolution exactly as the processor would;
+    - :meth:`pixel_inputs`: turn images ``(B, 3, H, W)`` in ``[0, 1]`` into the model's pixel
+      keyword arguments *in torch*, so that the whole score stays differentiable.
+
+    Subclasses register themselves with :func:`register_family` under a short ``name``, list the
+    model class names they serve in ``model_classes`` and name the transformers processor class
+    (``processor_class``) used to load a checkpoint's processor.
+    """
+
+    name: ClassVar[str] = ""
+    model_classes: ClassVar[tuple[str, ...]] = ()
+    processor_class: ClassVar[str] = ""
+
+    def __init__(self, model: PreTrainedModel, processor: ProcessorMixin) -> None:
+        self.model = model
+        self.processor = processor
+        self.image_processor = processor.image_processor
+
+    # -- what a family implements -------------------------------------------------------------
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """Return the ``(height, width)`` the model takes for an image of ``height × width``."""
+        raise NotImplementedError
+
+    def resize(
+        self, image: Image.Image, resample: Image.Resampling = Image.Resampling.BICUBIC
+    ) -> Image.Image:
+        """Resize (and crop, if the processor crops) a PIL image to the model's input grid.
+
+        ``resample=NEAREST`` maps label images (region ids) with the same geometry.
+        """
+        height, width = self.input_size(image.height, image.width)
+        if (image.height, image.width) == (height, width):
+            return image
+        return image.resize((width, height), resample=resample)
+
+    def pixel_inputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Map images ``(B, 3, H, W)`` in ``[0, 1]`` to the model's pixel keyword arguments."""
+        raise NotImplementedError
+
+    # -- shared helpers --------------------------------------------------------------------------
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Apply the processor's mean/std normalisation in torch (differentiable)."""
+        mean = torch.as_tensor(self.image_processor.image_mean, dtype=images.dtype)
+        std = torch.as_tensor(self.image_processor.image_std, dtype=images.dtype)
+        mean = mean.to(images.device).view(1, -1, 1, 1)
+        std = std.to(images.device).view(1, -1, 1, 1)
+        return (images - mean) / std
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    def processor_inputs(self, image: Image.Image, text: str) -> dict[str, Any]:
+        """Run the family's own processor on an already resized image (used to tokenise)."""
+        return dict(self.processor(images=[image], text=[text], return_tensors="pt"))
+
+
+def register_family(cls: type[ModelFamily]) -> type[ModelFamily]:
+    """Class decorator: make a :class:`ModelFamily` available under ``cls.name``."""
+    if not cls.name or not cls.model_classes or not cls.processor_class:
+        raise TypeError(f"{cls.__name__} must set `name`, `model_classes` and `processor_class`.")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def list_families() -> dict[str, tuple[str, ...]]:
+    """Return ``{family name: model class names}`` of every registered family."""
+    return {name: cls.model_classes for name, cls in sorted(_REGISTRY.items())}
+
+
+def family_for(model: PreTrainedModel, name: str | None = None) -> type[ModelFamily]:
+    """Find the family adapter for ``model`` (or by explicit ``name``); clear error otherwise."""
+    if name is not None:
+        if name not in _REGISTRY:
+            raise ValueError(f"Unknown model family {name!r}; registered: {sorted(_REGISTRY)}.")
+        return _REGISTRY[name]
+    class_names = [klass.__name__ for klass in type(model).__mro__]
+    for cls in _REGISTRY.values():
+        if any(class_name in cls.model_classes for class_name in class_names):
+            return cls
+    supported = ", ".join(f"{k} ({', '.join(v)})" for k, v in list_families().items())
+    raise TypeError(
+        f"No captum-eagle adapter for model class {type(model).__name__}. Supported: {supported}. "
+        "To add one, subclass captum_eagle.families.ModelFamily and decorate it with "
+        "@register_family (see README, CONTRIBUTING)."
+    )
+
+
+def image_only_processor(
+    class_name: str, image_processor: Any, tokenizer: Any, **kwargs: Any
+) -> ProcessorMixin:
+    """Build a processor of ``class_name`` without a video processor.
+
+    Qwen2.5-VL and InternVL processors normally require a torchvision-backed video processor; for
+    still images none is needed, so we build a subclass whose only sub-processors are the image
+    processor and the tokenizer. (Such a processor cannot be ``save_pretrained``-ed whole: save its
+    tokenizer and image processor separately.)
+    """
+    processor_class = _image_only_class(getattr(transformers, class_name))
+    return processor_class(
+        image_processor=image_processor, tokenizer=tokenizer, video_processor=None, **kwargs
+    )
+
+
+_IMAGE_ONLY_CLASSES: dict[type, type] = {}
+
+
+def _image_only_class(base: type) -> type:
+    if base not in _IMAGE_ONLY_CLASSES:
+
+        def get_attributes(cls: type) -> list[str]:
+            return [name for name in base.get_attributes() if name != "video_processor"]
+
+        _IMAGE_ONLY_CLASSES[base] = type(
+            f"ImageOnly{base.__name__}",
+            (base,),
+            {"get_attributes": classmethod(get_attributes), "__module__": __name__},
+        )
+    return _IMAGE_ONLY_CLASSES[base]

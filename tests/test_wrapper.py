@@ -1,0 +1,183 @@
+"""MLLMForwardWrapper: teacher-forced probabilities, batching, gradients, input validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from captum_eagle import MLLMForwardWrapper
+from tests.conftest import PROMPT, TARGET
+
+
+def _manual_probabilities(wrapper, sample, images):
+    """Reference: one plain forward with full logits, softmax, read the answer tokens."""
+    n_answer = sample.answer_ids.numel()
+    input_ids = torch.cat([sample.prompt_ids[0], sample.answer_ids])[None]
+    extras = {
+        key: torch.cat([value[0], value.new_zeros(n_answer)])[None]
+        for key, value in sample.token_inputs.items()
+    }
+    rows = []
+    for image in images:
+        pixels = wrapper.adapter.pixel_inputs(image[None])
+        logits = wrapper.model(input_ids=input_ids, **extras, **pixels).logits[0]
+        start = sample.prompt_ids.shape[1] - 1
+        probs = logits[start : start + n_answer].softmax(-1)
+        rows.append(probs.gather(-1, sample.answer_ids[:, None])[:, 0])
+    return torch.stack(rows)[:, sample.target_indices]
+
+
+def test_prepared_sample(wrapper, sample) -> None:
+    assert sample.image.shape[:2] == (1, 3)
+    assert sample.image.min() >= 0 and sample.image.max() <= 1
+    assert sample.answer == TARGET
+    assert "".join(sample.answer_tokens) == TARGET
+    assert sample.target_tokens == sample.answer_tokens
+    assert sample.prompt_text.count(wrapper.processor.image_token) == 1
+    assert sample.family == wrapper.adapter.name
+
+
+def test_token_probabilities_equal_manual_softmax(wrapper, sample, images) -> None:
+    with torch.no_grad():
+        ours = wrapper.token_probabilities(images, sample)
+        reference = _manual_probabilities(wrapper, sample, images)
+    assert ours.shape == (5, 4)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-4)
+
+
+def test_subset_of_targets(wrapper, sample, images) -> None:
+    word = sample.with_targets("cat")
+    span = sample.with_targets(slice(1, 3))
+    with torch.no_grad():
+        full = wrapper.token_probabilities(images, sample)
+        torch.testing.assert_close(wrapper.token_probabilities(images, word), full[:, 2:3])
+        torch.testing.assert_close(wrapper.token_probabilities(images, span), full[:, 1:3])
+        torch.testing.assert_close(wrapper(images, span), full[:, 1:3].mean(1))
+    assert word.target_tokens == [" cat"]
+
+
+def test_batched_scores_equal_single_scores(wrapper, sample, images) -> None:
+    with torch.no_grad():
+        batched = wrapper(images, sample)
+        single = torch.cat([wrapper(image[None], sample) for image in images])
+    assert batched.shape == (5,)
+    torch.testing.assert_close(batched, single, atol=1e-6, rtol=1e-5)
+
+
+def test_log_probability_score(tiny, sample, images) -> None:
+    log_wrapper = MLLMForwardWrapper(*tiny, score="log_probability")
+    with torch.no_grad():
+        scores = log_wrapper(images, sample)
+        expected = log_wrapper.token_probabilities(images, sample).log().mean(1)
+    torch.testing.assert_close(scores, expected)
+    assert (scores < 0).all()
+
+
+def test_gradients_flow_to_the_image(wrapper, sample) -> None:
+    image = sample.image.clone().requires_grad_(True)
+    wrapper(image, sample).sum().backward()
+    assert image.grad is not None and image.grad.shape == image.shape
+    assert torch.isfinite(image.grad).all() and image.grad.abs().sum() > 0
+
+
+def test_generation_fills_the_answer(wrapper, photo) -> None:
+    sample = wrapper.prepare(photo, PROMPT, max_new_tokens=4)
+    assert 1 <= sample.answer_ids.numel() <= 4
+    assert wrapper.generate(sample.image, sample, max_new_tokens=4) == [sample.answer]
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((8, 8), dtype=np.uint8), r"must be \(H, W, 3\)"),
+        (np.zeros((8, 8, 3), dtype=np.int32), "uint8 or float"),
+        (torch.zeros(2, 3, 8, 8), r"\(3, H, W\) or \(1, 3, H, W\)"),
+        (torch.full((3, 8, 8), 2.0), r"must lie in \[0, 1\]"),
+        (torch.zeros(3, 8, 8, dtype=torch.uint8), "Divide by 255"),
+        (torch.full((3, 8, 8), float("nan")), "NaN or infinite"),
+        ("cat.png", "Unsupported image type str"),
+    ],
+)
+def test_bad_images_are_clear_errors(wrapper, image, message) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        wrapper.prepare(image, PROMPT, TARGET)
+
+
+def test_bad_text_is_a_clear_error(wrapper, photo, sample) -> None:
+    with pytest.raises(ValueError, match="prompt is empty"):
+        wrapper.prepare(photo, "  ", TARGET)
+    with pytest.raises(ValueError, match="target text is empty"):
+        wrapper.prepare(photo, PROMPT, "")
+    with pytest.raises(ValueError, match="cannot be tokenised"):
+        wrapper.prepare(photo, PROMPT, "zebra")
+    with pytest.raises(ValueError, match="no image slot"):
+        wrapper.prepare(photo, PROMPT, TARGET, apply_chat_template=False)
+    with pytest.raises(IndexError, match="out of range"):
+        sample.with_targets([7])
+    with pytest.raises(ValueError, match="'dog' is not in the answer"):
+        sample.with_targets("dog")
+
+
+def test_template_without_image_slot(tiny, photo) -> None:
+    model, processor = tiny
+    saved = processor.chat_template
+    try:
+        processor.chat_template = "{{ messages[0]['content'][1]['text'] }}"
+        with pytest.raises(ValueError, match="no image slot"):
+            MLLMForwardWrapper(model, processor).prepare(photo, PROMPT, TARGET)
+        processor.chat_template = None
+        with pytest.raises(ValueError, match="no chat template"):
+            MLLMForwardWrapper(model, processor).prepare(photo, PROMPT, TARGET)
+    finally:
+        processor.chat_template = saved
+
+
+def test_mismatched_image_batch(wrapper, sample) -> None:
+    with pytest.raises(ValueError, match=r"perturb sample\.image"):
+        wrapper(torch.zeros(2, 3, 7, 7), sample)
+
+
+def test_from_pretrained_local_folder(tiny, tmp_path, photo) -> None:
+    model, processor = tiny
+    model.save_pretrained(tmp_path)
+    processor.tokenizer.save_pretrained(tmp_path)
+    processor.image_processor.save_pretrained(tmp_path)
+    (tmp_path / "chat_template.jinja").write_text(processor.chat_template)
+    extra = {
+        k: getattr(processor, k)
+        for k in ("patch_size", "image_seq_length")
+        if hasattr(processor, k)
+    }
+    if extra:
+        import json
+
+        config = {
+            **extra,
+            "vision_feature_select_strategy": "default",
+            "num_additional_image_tokens": 1,
+        }
+        (tmp_path / "processor_config.json").write_text(json.dumps(config))
+    loaded = MLLMForwardWrapper.from_pretrained(tmp_path, device="cpu", local_files_only=True)
+    assert type(loaded.model) is type(model)
+    original = MLLMForwardWrapper(model, processor).prepare(photo, PROMPT, TARGET)
+    again = loaded.prepare(photo, PROMPT, TARGET)
+    assert torch.equal(again.prompt_ids, original.prompt_ids)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded(again.image, again),
+            MLLMForwardWrapper(model, processor)(original.image, original),
+        )
+
+
+def test_missing_checkpoint_says_how_to_get_it(tmp_path) -> None:
+    with pytest.raises(OSError, match="huggingface-cli download"):
+        MLLMForwardWrapper.from_pretrained("llava-hf/not-a-model", local_files_only=True)
+
+
+def test_pil_and_array_inputs_agree(wrapper, photo) -> None:
+    from_pil = wrapper.prepare(photo, PROMPT, TARGET)
+    from_array = wrapper.prepare(np.asarray(photo), PROMPT, TARGET)
+    assert torch.equal(from_pil.image, from_array.image)
+    assert isinstance(photo, Image.Image)
