@@ -1,0 +1,758 @@
+r"""Faithfulness and localisation metrics for any image attribution map.
+
+Every metric here takes a plain attribution map, so Eagle's region maps and Captum's pixel maps
+(IntegratedGradients, Saliency, FeatureAblation, ...) are scored by the same protocol
+(``docs/method.md``, "Evaluation protocol"):
+
+- :func:`insertion_curve` / :func:`deletion_curve`: reveal (or remove) pixels in decreasing
+  attribution order in ``K`` equal-area steps and record the target tokens' probabilities after each
+  step. The result is a :class:`Curve` (plot it, take its ``auc`` or ``highest``, restrict it to
+  sensitive tokens or to one word of the answer).
+- :func:`average_highest_score` and :func:`average_auc`: summaries over samples.
+- :func:`sensitive_tokens`: tokens whose probability depends on the image at all.
+- :func:`word_curves`: per-word curves sliced from one sentence-level run (no extra forwards).
+- :func:`pointing_game`: does the map's maximum fall on the object (box or mask level)?
+
+Accepted attribution shapes: ``(1, 3, H, W)``, ``(1, 1, H, W)``, ``(3, H, W)``, ``(1, H, W)`` and
+``(H, W)``, with ``H, W`` those of ``sample.image``. Three-channel maps are summed over channels
+(Captum's convention for pixel relevance). A region-level map is simply a pixel map that is constant
+on each region.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from captum_eagle.masks import FeatureMask, as_feature_mask
+
+__all__ = [
+    "DEFAULT_STEPS",
+    "SENSITIVITY_THRESHOLD",
+    "Curve",
+    "PointingResult",
+    "average_auc",
+    "average_highest_score",
+    "deletion_curve",
+    "insertion_curve",
+    "pointing_game",
+    "sensitive_tokens",
+    "word_curves",
+]
+
+DEFAULT_STEPS = 32
+"""Steps of a curve when neither ``steps`` nor ``feature_mask`` is given."""
+
+SENSITIVITY_THRESHOLD = 0.2
+"""Probability change (full vs fully masked image) above which a token counts as sensitive."""
+
+CurveKind = Literal["insertion", "deletion"]
+Baseline = float | torch.Tensor
+
+
+@dataclass(frozen=True)
+class Curve:
+    r"""An insertion or deletion curve: target-token probabilities after each of ``K`` steps.
+
+    Attributes:
+        kind (str): ``"insertion"`` (from the all-baseline image to the full image) or
+            ``"deletion"`` (from the full image to the all-baseline image).
+        fractions (Tensor): ``(K + 1,)`` inserted (insertion) or deleted (deletion) fraction of the
+            image area after each step; starts at 0 and ends at 1.
+        token_probabilities (Tensor): ``(K + 1, T)`` probability of each target token after each
+            step.
+        target_tokens (list[str]): the ``T`` target tokens as text.
+        target_indices (Tensor): ``(T,)`` positions of those tokens in the answer (as in
+            ``sample.target_indices``), used by :meth:`restrict` and :func:`word_curves`.
+
+    A curve restricted to no token at all (e.g. :meth:`sensitive` when no token is sensitive) has
+    ``T = 0``; its ``probabilities``, ``auc`` and ``highest`` are NaN, meaning "undefined for this
+    sample", and :func:`average_auc` / :func:`average_highest_score` leave it out.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_eagle.metrics import Curve
+        >>> curve = Curve(
+        ...     "insertion",
+        ...     fractions=torch.tensor([0.0, 0.5, 1.0]),
+        ...     token_probabilities=torch.tensor([[0.1, 0.3], [0.7, 0.3], [0.9, 0.3]]),
+        ...     target_tokens=["cat", "."],
+        ...     target_indices=torch.tensor([0, 1]),
+        ... )
+        >>> round(curve.auc, 3), round(curve.highest, 3)
+        (0.45, 0.6)
+        >>> curve.sensitive().target_tokens
+        ['cat']
+    """
+
+    kind: CurveKind
+    fractions: torch.Tensor
+    token_probabilities: torch.Tensor
+    target_tokens: list[str]
+    target_indices: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("insertion", "deletion"):
+            raise ValueError(f"kind must be 'insertion' or 'deletion'; got {self.kind!r}.")
+        steps = self.fractions.shape[0]
+        if self.fractions.ndim != 1 or steps < 2:
+            raise ValueError(
+                f"fractions must be (K + 1,) with K >= 1; got {tuple(self.fractions.shape)}."
+            )
+        if self.token_probabilities.ndim != 2 or self.token_probabilities.shape[0] != steps:
+            raise ValueError(
+                f"token_probabilities must be ({steps}, T); "
+                f"got {tuple(self.token_probabilities.shape)}."
+            )
+        n_tokens = self.token_probabilities.shape[1]
+        if len(self.target_tokens) != n_tokens or self.target_indices.numel() != n_tokens:
+            raise ValueError(
+                f"The curve has {n_tokens} token columns but {len(self.target_tokens)} "
+                f"target_tokens and {self.target_indices.numel()} target_indices."
+            )
+
+    # -- summaries ---------------------------------------------------------------------------
+    @property
+    def steps(self) -> int:
+        """Number of steps ``K`` (the curve has ``K + 1`` points)."""
+        return self.fractions.shape[0] - 1
+
+    @property
+    def n_tokens(self) -> int:
+        """Number of target tokens ``T`` the curve averages over (0 after an empty restriction)."""
+        return self.token_probabilities.shape[1]
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        """Mean target-token probability after each step, ``(K + 1,)`` (NaN if ``T = 0``)."""
+        if self.n_tokens == 0:
+            return torch.full_like(self.fractions, math.nan)
+        return self.token_probabilities.mean(dim=1)
+
+    @property
+    def auc(self) -> float:
+        """Area under :attr:`probabilities` over :attr:`fractions` (trapezoid rule), in [0, 1]."""
+        return float(torch.trapezoid(self.probabilities, self.fractions))
+
+    @property
+    def highest(self) -> float:
+        """Maximum of :attr:`probabilities` (the per-sample term of the Average Highest Score)."""
+        return float(self.probabilities.max())
+
+    @property
+    def full_image_probabilities(self) -> torch.Tensor:
+        """Per-token probabilities on the unmasked image, ``(T,)``."""
+        return self.token_probabilities[-1 if self.kind == "insertion" else 0]
+
+    @property
+    def baseline_probabilities(self) -> torch.Tensor:
+        """Per-token probabilities on the all-baseline image, ``(T,)``."""
+        return self.token_probabilities[0 if self.kind == "insertion" else -1]
+
+    # -- restrictions ------------------------------------------------------------------------
+    def restrict(self, tokens: torch.Tensor | Sequence[int]) -> Curve:
+        r"""The same curve over a subset of its tokens (no forward is re-run).
+
+        Args:
+            tokens: either a ``(T,)`` boolean mask over this curve's tokens (e.g. the output of
+                :func:`sensitive_tokens`), or positions in the *answer* (as in
+                ``sample.word_spans()`` or ``sample.with_targets(...).target_indices``), which must
+                all be targets of this curve.
+
+        Returns:
+            Curve: with the selected token columns, in this curve's order. Selecting nothing gives
+            a curve with ``T = 0`` (NaN summaries).
+        """
+        selection = torch.as_tensor(tokens)
+        if selection.dtype == torch.bool:
+            if selection.shape != (self.n_tokens,):
+                raise ValueError(
+                    f"A boolean token mask must have shape ({self.n_tokens},) for this curve; "
+                    f"got {tuple(selection.shape)}."
+                )
+            columns = selection.nonzero().flatten()
+        else:
+            wanted = selection.long().flatten().tolist()
+            have = self.target_indices.tolist()
+            missing = [i for i in wanted if i not in have]
+            if missing:
+                raise ValueError(
+                    f"Answer positions {missing} are not targets of this curve (its targets are "
+                    f"{have}); compute the curve on a sample whose targets include them, e.g. "
+                    "sample.with_targets(None)."
+                )
+            columns = torch.tensor(
+                [column for column, index in enumerate(have) if index in wanted], dtype=torch.long
+            )
+        return Curve(
+            kind=self.kind,
+            fractions=self.fractions,
+            token_probabilities=self.token_probabilities[:, columns],
+            target_tokens=[self.target_tokens[i] for i in columns.tolist()],
+            target_indices=self.target_indices[columns],
+        )
+
+    def sensitive(
+        self, tokens: torch.Tensor | None = None, *, threshold: float = SENSITIVITY_THRESHOLD
+    ) -> Curve:
+        r"""The curve over sensitive tokens only (the protocol's "sensitive-token variant").
+
+        Args:
+            tokens (Tensor, optional): a ``(T,)`` boolean mask, e.g. from :func:`sensitive_tokens`.
+                Default: read it from this curve's end points, which are exactly the full image
+                and the all-baseline image (no forward needed).
+            threshold (float): a token is sensitive if its probability changes by strictly more
+                than this between the two end points. Default: 0.2. Ignored if ``tokens`` is given.
+
+        Returns:
+            Curve: restricted to the sensitive tokens. If none is sensitive, ``T = 0`` and the
+            curve's ``auc`` / ``highest`` are NaN: the sample has no image-dependent token and
+            is left out of :func:`average_auc` / :func:`average_highest_score`.
+        """
+        if tokens is None:
+            change = (self.full_image_probabilities - self.baseline_probabilities).abs()
+            tokens = change > threshold
+        return self.restrict(torch.as_tensor(tokens).bool())
+
+    # -- output ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python copy (lists and floats) for JSON; ``Curve.from_dict`` inverts it."""
+        return {
+            "kind": self.kind,
+            "fractions": self.fractions.tolist(),
+            "token_probabilities": self.token_probabilities.tolist(),
+            "target_tokens": list(self.target_tokens),
+            "target_indices": self.target_indices.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Curve:
+        """Rebuild a curve saved with :meth:`to_dict`."""
+        return cls(
+            kind=data["kind"],
+            fractions=torch.tensor(data["fractions"], dtype=torch.float32),
+            token_probabilities=torch.tensor(data["token_probabilities"], dtype=torch.float32),
+            target_tokens=list(data["target_tokens"]),
+            target_indices=torch.tensor(data["target_indices"], dtype=torch.long),
+        )
+
+    def plot(self, ax: Any = None, *, label: str | None = None, tokens: bool = False) -> Any:
+        r"""Draw the curve with matplotlib and return the axes.
+
+        Args:
+            ax: matplotlib axes to draw on (default: a new figure).
+            label (str, optional): legend label; default ``"<kind> (AUC …)"``.
+            tokens (bool): also draw each token's probability as a thin line. Default: False.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(4, 3))
+        x = self.fractions.numpy()
+        if tokens:
+            for column, token in enumerate(self.target_tokens):
+                ax.plot(
+                    x,
+                    self.token_probabilities[:, column].numpy(),
+                    lw=0.7,
+                    alpha=0.6,
+                    label=repr(token.strip()),
+                )
+        ax.plot(
+            x, self.probabilities.numpy(), lw=2, label=label or f"{self.kind} (AUC {self.auc:.3f})"
+        )
+        ax.set_xlabel(f"{'inserted' if self.kind == 'insertion' else 'deleted'} area fraction")
+        ax.set_ylabel("target probability")
+        ax.set_xlim(0, 1)
+        ax.legend(fontsize="small")
+        return ax
+
+
+@dataclass(frozen=True)
+class PointingResult:
+    r"""Outcome of the pointing game for one map and one object.
+
+    Attributes:
+        hit (bool): the authors' rule: the map's maximum inside the object equals its global
+            maximum (any tied maximum inside counts, which favours coarse region maps).
+        tie_aware (float): fraction of the globally maximal pixels that lie inside the object, i.e.
+            the expected hit when ties are broken at random. Equals ``float(hit)`` without ties.
+    """
+
+    hit: bool
+    tie_aware: float
+
+
+# -- attribution maps --------------------------------------------------------------------------
+def _pixel_scores(attribution: Any, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Validate an attribution map and reduce it to ``(H, W)`` float scores."""
+    if isinstance(attribution, tuple | list) and len(attribution) == 1:
+        attribution = attribution[0]  # Captum returns 1-tuples for tuple inputs
+    if isinstance(attribution, np.ndarray):
+        attribution = torch.from_numpy(attribution)
+    if not isinstance(attribution, torch.Tensor):
+        raise TypeError(
+            f"The attribution must be a tensor or numpy array; got {type(attribution).__name__}."
+        )
+    scores = attribution.detach().cpu().double()
+    shape = tuple(scores.shape)
+    if scores.ndim == 4 and scores.shape[0] == 1:
+        scores = scores[0]
+    if scores.ndim == 3 and scores.shape[0] in (1, 3):
+        scores = scores.sum(dim=0)
+    if scores.ndim != 2:
+        raise ValueError(
+            f"The attribution map must be (1, 3, H, W), (1, 1, H, W), (3, H, W), (1, H, W) or "
+            f"(H, W) for one image; got {shape}. Attribute one image at a time."
+        )
+    if size is not None and tuple(scores.shape) != tuple(size):
+        raise ValueError(
+            f"The attribution map is {tuple(scores.shape)} (from shape {shape}) but the image is "
+            f"{tuple(size)}; attribute sample.image (the image at the model's input resolution), "
+            "or resize the map to it."
+        )
+    if not torch.isfinite(scores).all():
+        raise ValueError("The attribution map contains NaN or infinite values.")
+    return scores
+
+
+def _insertion_rank(scores: torch.Tensor) -> torch.Tensor:
+    """Rank of every pixel (0 = inserted first): decreasing score, ties by row-major pixel index."""
+    order = torch.sort(scores.flatten(), descending=True, stable=True).indices
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel())
+    return rank
+
+
+def _baseline_image(baseline: Baseline, image: torch.Tensor) -> torch.Tensor:
+    """The fully masked image, ``(1, 3, H, W)``."""
+    value = torch.as_tensor(baseline, dtype=image.dtype)
+    try:
+        return torch.broadcast_to(value, image.shape).clone()
+    except RuntimeError:
+        raise ValueError(
+            f"The baseline of shape {tuple(value.shape)} does not broadcast to the image "
+            f"{tuple(image.shape)}; pass a float, a (1, 3, 1, 1) colour or a (1, 3, H, W) image."
+        ) from None
+
+
+def _resolve_steps(steps: int | None, feature_mask: Any, image: torch.Tensor) -> int:
+    n_pixels = image.shape[-2] * image.shape[-1]
+    if steps is None:
+        if feature_mask is None:
+            steps = DEFAULT_STEPS
+        else:
+            steps = as_feature_mask(feature_mask, image).n_regions
+    elif feature_mask is not None:
+        as_feature_mask(feature_mask, image)
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer):
+        raise TypeError(f"steps must be an int; got {type(steps).__name__}.")
+    if steps < 1:
+        raise ValueError(f"steps (K) must be >= 1; got {steps}. Use e.g. steps=32.")
+    if steps > n_pixels:
+        raise ValueError(
+            f"steps (K) = {steps} exceeds the image's {n_pixels} pixels; each step must reveal at "
+            f"least one pixel. Use steps <= {n_pixels}."
+        )
+    return int(steps)
+
+
+def _curve(
+    kind: CurveKind,
+    wrapper: Any,
+    sample: Any,
+    attribution: Any,
+    steps: int | None,
+    feature_mask: FeatureMask | torch.Tensor | None,
+    baseline: Baseline,
+    show_progress: bool,
+) -> Curve:
+    image = sample.image.detach().cpu()
+    if image.ndim != 4 or image.shape[0] != 1:
+        raise ValueError(f"sample.image must be (1, C, H, W); got {tuple(image.shape)}.")
+    height, width = image.shape[-2:]
+    scores = _pixel_scores(attribution, (height, width))
+    n_steps = _resolve_steps(steps, feature_mask, image)
+    rank = _insertion_rank(scores).view(1, 1, height, width)
+    masked = _baseline_image(baseline, image)
+    n_pixels = height * width
+    # Equal-area steps: after step k the first round(k * P / K) pixels of the ranking are changed.
+    counts = torch.round(torch.arange(n_steps + 1, dtype=torch.float64) * n_pixels / n_steps).long()
+    batch_size = max(1, int(getattr(wrapper, "batch_size", 16)))
+    chunks = range(0, n_steps + 1, batch_size)
+    if show_progress:
+        chunks = tqdm(chunks, desc=f"{kind} curve", unit="batch")
+    rows = []
+    with torch.no_grad():
+        for start in chunks:
+            changed = rank < counts[start : start + batch_size].view(-1, 1, 1, 1)
+            if kind == "insertion":
+                images = torch.where(changed, image, masked)
+            else:
+                images = torch.where(changed, masked, image)
+            rows.append(wrapper.token_probabilities(images, sample).detach().float().cpu())
+    return Curve(
+        kind=kind,
+        fractions=(counts.double() / n_pixels).float(),
+        token_probabilities=torch.cat(rows, dim=0),
+        target_tokens=list(sample.target_tokens),
+        target_indices=torch.as_tensor(sample.target_indices).long().cpu(),
+    )
+
+
+def insertion_curve(
+    wrapper: Any,
+    sample: Any,
+    attribution: Any,
+    *,
+    steps: int | None = None,
+    feature_mask: FeatureMask | torch.Tensor | None = None,
+    baseline: Baseline = 0.0,
+    show_progress: bool = False,
+) -> Curve:
+    r"""Insertion curve: reveal pixels in decreasing attribution order, from the baseline image.
+
+    Point 0 is the all-baseline image, point ``K`` the full image. The ``K + 1`` images are scored
+    in batches of ``wrapper.batch_size``. Higher ``auc`` is better.
+
+    Args:
+        wrapper (MLLMForwardWrapper): the forward function; any object with
+            ``token_probabilities(images, sample) -> (B, T)`` (and optionally ``batch_size``).
+        sample (PreparedSample): the prompt, answer and target tokens; ``sample.image`` is the
+            image the map explains.
+        attribution (Tensor): the map to evaluate, ``(1, 3, H, W)``, ``(1, 1, H, W)``,
+            ``(3, H, W)``, ``(1, H, W)`` or ``(H, W)`` with the spatial size of ``sample.image``.
+            Three channels are summed. Pixels are ranked by decreasing value; ties go in row-major
+            pixel order, so results are deterministic.
+        steps (int, optional): number of equal-area steps ``K``; step ``k`` has changed
+            ``round(k * H * W / K)`` pixels. Default: the number of regions of ``feature_mask``
+            if given (the protocol's default), else 32.
+        feature_mask (FeatureMask or Tensor, optional): only used for the default ``steps``.
+        baseline (float or Tensor): value of masked pixels, a float or a tensor broadcastable to
+            ``(1, 3, H, W)`` in [0, 1]. Default: 0.0 (black, as in the paper).
+        show_progress (bool): show a tqdm bar over the forward batches. Default: False.
+
+    Returns:
+        Curve: ``kind="insertion"``; ``fractions`` is the revealed area fraction.
+
+    Examples::
+
+        >>> import torch
+        >>> from PIL import Image
+        >>> from captum_eagle import FeatureMask, MLLMForwardWrapper
+        >>> from captum_eagle.metrics import insertion_curve
+        >>> from captum_eagle.testing import tiny_model
+        >>> wrapper = MLLMForwardWrapper(*tiny_model("llava"))
+        >>> sample = wrapper.prepare(Image.new("RGB", (32, 32)), "describe the image .", "a cat")
+        >>> mask = FeatureMask.grid(sample.image, rows=2, cols=2)
+        >>> curve = insertion_curve(wrapper, sample, torch.rand(32, 32), feature_mask=mask)
+        >>> curve.fractions.tolist(), tuple(curve.token_probabilities.shape)
+        ([0.0, 0.25, 0.5, 0.75, 1.0], (5, 2))
+        >>> 0.0 <= curve.auc <= 1.0
+        True
+    """
+    return _curve(
+        "insertion", wrapper, sample, attribution, steps, feature_mask, baseline, show_progress
+    )
+
+
+def deletion_curve(
+    wrapper: Any,
+    sample: Any,
+    attribution: Any,
+    *,
+    steps: int | None = None,
+    feature_mask: FeatureMask | torch.Tensor | None = None,
+    baseline: Baseline = 0.0,
+    show_progress: bool = False,
+) -> Curve:
+    r"""Deletion curve: set pixels to the baseline in decreasing attribution order.
+
+    Point 0 is the full image, point ``K`` the all-baseline image; same order and steps as
+    :func:`insertion_curve`. Lower ``auc`` is better.
+
+    Args:
+        wrapper (MLLMForwardWrapper): the forward function; any object with
+            ``token_probabilities(images, sample) -> (B, T)`` (and optionally ``batch_size``).
+        sample (PreparedSample): the prompt, answer and target tokens; ``sample.image`` is the
+            image the map explains.
+        attribution (Tensor): the map to evaluate, ``(1, 3, H, W)``, ``(1, 1, H, W)``,
+            ``(3, H, W)``, ``(1, H, W)`` or ``(H, W)`` with the spatial size of ``sample.image``.
+            Three channels are summed. Pixels are ranked by decreasing value; ties go in row-major
+            pixel order, so results are deterministic.
+        steps (int, optional): number of equal-area steps ``K``; step ``k`` has changed
+            ``round(k * H * W / K)`` pixels. Default: the number of regions of ``feature_mask``
+            if given (the protocol's default), else 32.
+        feature_mask (FeatureMask or Tensor, optional): only used for the default ``steps``.
+        baseline (float or Tensor): value of masked pixels, a float or a tensor broadcastable to
+            ``(1, 3, H, W)`` in [0, 1]. Default: 0.0 (black, as in the paper).
+        show_progress (bool): show a tqdm bar over the forward batches. Default: False.
+
+    Returns:
+        Curve: ``kind="deletion"``; ``fractions`` is the deleted area fraction.
+
+    Examples::
+
+        >>> import torch
+        >>> from PIL import Image
+        >>> from captum_eagle import MLLMForwardWrapper
+        >>> from captum_eagle.metrics import deletion_curve
+        >>> from captum_eagle.testing import tiny_model
+        >>> wrapper = MLLMForwardWrapper(*tiny_model("llava"))
+        >>> sample = wrapper.prepare(Image.new("RGB", (32, 32)), "describe the image .", "a cat")
+        >>> curve = deletion_curve(wrapper, sample, torch.rand(1, 3, 32, 32), steps=8)
+        >>> curve.steps, len(curve.probabilities)
+        (8, 9)
+    """
+    return _curve(
+        "deletion", wrapper, sample, attribution, steps, feature_mask, baseline, show_progress
+    )
+
+
+# -- token selections --------------------------------------------------------------------------
+def sensitive_tokens(
+    wrapper: Any,
+    sample: Any,
+    *,
+    baseline: Baseline = 0.0,
+    threshold: float = SENSITIVITY_THRESHOLD,
+) -> torch.Tensor:
+    r"""Target tokens whose probability depends on the image (the protocol's sensitive tokens).
+
+    Runs two forwards (full image, all-baseline image). An insertion or deletion curve already holds
+    both, so ``curve.sensitive()`` gives the same selection without a forward.
+
+    Args:
+        wrapper (MLLMForwardWrapper): the forward function.
+        sample (PreparedSample): the prompt, answer and target tokens.
+        baseline (float or Tensor): value of masked pixels (see :func:`insertion_curve`).
+            Default: 0.0.
+        threshold (float): a token is sensitive if ``|p(full) - p(baseline)| > threshold``
+            (strictly). Default: 0.2.
+
+    Returns:
+        BoolTensor: ``(T,)``, one flag per target token. All ``False`` means no token is sensitive;
+        curves restricted to it have NaN summaries (see :meth:`Curve.sensitive`).
+
+    Examples::
+
+        >>> from PIL import Image
+        >>> from captum_eagle import MLLMForwardWrapper
+        >>> from captum_eagle.metrics import sensitive_tokens
+        >>> from captum_eagle.testing import tiny_model
+        >>> wrapper = MLLMForwardWrapper(*tiny_model("llava"))
+        >>> sample = wrapper.prepare(Image.new("RGB", (32, 32)), "describe the image .", "a cat")
+        >>> sensitive_tokens(wrapper, sample).tolist()  # a random model barely looks
+        [False, False]
+    """
+    if threshold < 0:
+        raise ValueError(f"threshold must be >= 0; got {threshold}.")
+    image = sample.image.detach().cpu()
+    images = torch.cat([image, _baseline_image(baseline, image)], dim=0)
+    with torch.no_grad():
+        probabilities = wrapper.token_probabilities(images, sample).detach().float().cpu()
+    return (probabilities[0] - probabilities[1]).abs() > threshold
+
+
+def word_curves(curve: Curve, sample: Any) -> list[tuple[str, Curve]]:
+    r"""Split a curve into one curve per word of the answer, by slicing token columns.
+
+    Equivalent to re-running the curve with ``sample.with_targets(word)`` and the same map, without
+    any forward. (When each word has its own map, e.g. Eagle run per object word, compute each
+    word's curve with its map on ``sample.with_targets(word)`` instead.)
+
+    Args:
+        curve (Curve): a curve computed on ``sample`` (or a sample with the same answer) whose
+            targets include every token of every word, e.g. all answer tokens (the default).
+        sample (PreparedSample): gives the words via ``sample.word_spans()``.
+
+    Returns:
+        list of (str, Curve): ``(word, curve over the word's tokens)`` in answer order; a repeated
+        word appears once per occurrence.
+
+    Examples::
+
+        >>> import torch
+        >>> from PIL import Image
+        >>> from captum_eagle import MLLMForwardWrapper
+        >>> from captum_eagle.metrics import insertion_curve, word_curves
+        >>> from captum_eagle.testing import tiny_model
+        >>> wrapper = MLLMForwardWrapper(*tiny_model("llava"))
+        >>> sample = wrapper.prepare(Image.new("RGB", (32, 32)), "describe the image .", "a cat")
+        >>> curve = insertion_curve(wrapper, sample, torch.rand(32, 32), steps=4)
+        >>> [(word, c.target_tokens) for word, c in word_curves(curve, sample)]
+        [('a', ['a']), ('cat', [' cat'])]
+    """
+    return [(word, curve.restrict(indices)) for word, indices in sample.word_spans()]
+
+
+# -- summaries over samples --------------------------------------------------------------------
+def _defined(values: list[float]) -> float:
+    kept = [value for value in values if not math.isnan(value)]
+    return float(np.mean(kept)) if kept else math.nan
+
+
+def _as_curves(curves: Iterable[Curve] | Curve) -> list[Curve]:
+    curves = [curves] if isinstance(curves, Curve) else list(curves)
+    if not curves:
+        raise ValueError("No curves given; pass one curve per sample.")
+    for curve in curves:
+        if not isinstance(curve, Curve):
+            raise TypeError(f"Expected Curve objects; got {type(curve).__name__}.")
+    return curves
+
+
+def average_highest_score(curves: Iterable[Curve] | Curve) -> float:
+    r"""Average Highest Score: the maximum of each insertion curve, averaged over samples.
+
+    Args:
+        curves (iterable of Curve): one insertion curve per sample (sentence level, per word, or
+            restricted to sensitive tokens). Curves over no token (NaN) are left out.
+
+    Returns:
+        float: the mean; NaN if every curve is over no token. Higher is better.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_eagle.metrics import Curve, average_highest_score
+        >>> def curve(values):
+        ...     return Curve("insertion", torch.tensor([0.0, 0.5, 1.0]),
+        ...                  torch.tensor(values)[:, None], ["cat"], torch.tensor([0]))
+        >>> round(average_highest_score([curve([0.1, 0.8, 0.6]), curve([0.2, 0.3, 0.4])]), 3)
+        0.6
+    """
+    curves = _as_curves(curves)
+    deletions = sum(curve.kind != "insertion" for curve in curves)
+    if deletions:
+        raise ValueError(
+            f"The Average Highest Score is defined on insertion curves; {deletions} of the "
+            f"{len(curves)} curves are deletion curves. Pass insertion_curve(...) results."
+        )
+    return _defined([curve.highest for curve in curves])
+
+
+def average_auc(curves: Iterable[Curve] | Curve) -> float:
+    r"""Mean area under the curve over samples (insertion: higher is better; deletion: lower).
+
+    Args:
+        curves (iterable of Curve): one curve per sample, all of the same kind. Curves over no token
+            (NaN) are left out.
+
+    Returns:
+        float: the mean AUC; NaN if every curve is over no token.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_eagle.metrics import Curve, average_auc
+        >>> flat = Curve("deletion", torch.tensor([0.0, 1.0]), torch.full((2, 1), 0.25),
+        ...              ["cat"], torch.tensor([0]))
+        >>> average_auc([flat, flat])
+        0.25
+    """
+    curves = _as_curves(curves)
+    kinds = {curve.kind for curve in curves}
+    if len(kinds) > 1:
+        raise ValueError(
+            "Insertion and deletion curves are mixed; average each kind separately (higher "
+            "insertion AUC is better, lower deletion AUC is better)."
+        )
+    return _defined([curve.auc for curve in curves])
+
+
+# -- pointing game -----------------------------------------------------------------------------
+def _object_region(
+    size: tuple[int, int],
+    box: Sequence[float] | torch.Tensor | None,
+    mask: torch.Tensor | np.ndarray | None,
+) -> torch.Tensor:
+    height, width = size
+    if (box is None) == (mask is None):
+        raise ValueError(
+            "Pass exactly one of box=(x0, y0, x1, y1) (box level) or mask=(H, W) bool (mask "
+            f"level); got {'neither' if box is None else 'both'}."
+        )
+    if mask is not None:
+        region = torch.as_tensor(np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask))
+        region = region.squeeze() if region.ndim > 2 else region
+        if tuple(region.shape) != (height, width):
+            raise ValueError(
+                f"The object mask is {tuple(region.shape)} but the map is {(height, width)}; "
+                "draw the mask on sample.image (wrapper.resize_labels maps a mask of the "
+                "original image to it)."
+            )
+        if region.dtype != torch.bool:
+            if not ((region == 0) | (region == 1)).all():
+                raise ValueError("The object mask must be boolean (or 0/1 values).")
+            region = region.bool()
+        if not region.any():
+            raise ValueError("The object mask is empty; the object has no pixel in this image.")
+        return region
+    values = [float(v) for v in (box.tolist() if isinstance(box, torch.Tensor) else box)]
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"box must be 4 finite numbers (x0, y0, x1, y1); got {box!r}.")
+    x0, y0 = math.floor(values[0]), math.floor(values[1])
+    x1, y1 = math.ceil(values[2]), math.ceil(values[3])
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(
+            f"The box {tuple(values)} is empty; boxes are (x0, y0, x1, y1) with x0 < x1 and "
+            "y0 < y1 (x1, y1 exclusive)."
+        )
+    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+        raise ValueError(
+            f"The box {tuple(values)} does not lie inside the {width}×{height} (W×H) map; give "
+            "pixel coordinates of sample.image (scale boxes of the original image to the model's "
+            "input size)."
+        )
+    region = torch.zeros(height, width, dtype=torch.bool)
+    region[y0:y1, x0:x1] = True
+    return region
+
+
+def pointing_game(
+    attribution: Any,
+    *,
+    box: Sequence[float] | torch.Tensor | None = None,
+    mask: torch.Tensor | np.ndarray | None = None,
+) -> PointingResult:
+    r"""Pointing game for one object: does the map's maximum fall on the object?
+
+    Args:
+        attribution (Tensor): the map, ``(1, 3, H, W)``, ``(1, 1, H, W)``, ``(3, H, W)``,
+            ``(1, H, W)`` or ``(H, W)``; three channels are summed. Maxima are compared exactly
+            (a region map's pixels share their region's value bit for bit).
+        box (sequence of 4 numbers, optional): box level: ``(x0, y0, x1, y1)`` in pixel
+            coordinates of the map, ``x`` = column, ``y`` = row; ``x0, y0`` inclusive, ``x1, y1``
+            exclusive (so the box covers ``map[y0:y1, x0:x1]``). Fractional coordinates are widened
+            to the pixels they touch (floor of ``x0, y0``, ceil of ``x1, y1``). Must be non-empty
+            and inside the map.
+        mask (Tensor or ndarray, optional): mask level: ``(H, W)`` boolean object mask.
+            Give exactly one of ``box`` and ``mask``.
+
+    Returns:
+        PointingResult: ``hit`` by the authors' rule (a maximal pixel inside; ties count) and
+        ``tie_aware``, the fraction of maximal pixels inside. A constant map is maximal everywhere:
+        ``hit`` is True and ``tie_aware`` is the object's area fraction.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_eagle.metrics import pointing_game
+        >>> attribution = torch.zeros(4, 4)
+        >>> attribution[0, 0] = attribution[3, 3] = 1.0  # two tied maxima
+        >>> pointing_game(attribution, box=(0, 0, 2, 2))
+        PointingResult(hit=True, tie_aware=0.5)
+    """
+    scores = _pixel_scores(attribution)
+    region = _object_region(tuple(scores.shape), box, mask)
+    maxima = scores == scores.max()
+    inside = int((maxima & region).sum())
+    return PointingResult(hit=inside > 0, tie_aware=inside / int(maxima.sum()))
