@@ -5,11 +5,14 @@ forward function that Captum's methods and :class:`EagleAttribution` perturb ali
 :class:`FeatureMask` builds SLICO superpixel masks in Captum's ``feature_mask`` format.
 """
 
+from captum_eagle.attribution import EagleAttribution, EagleResult
 from captum_eagle.families import ModelFamily, list_families, register_family
 from captum_eagle.masks import FeatureMask
 from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample
 
 __all__ = [
+    "EagleAttribution",
+    "EagleResult",
     "FeatureMask",
     "MLLMForwardWrapper",
     "ModelFamily",

@@ -1,0 +1,145 @@
+"""The search engine and the small extension point a search strategy implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from captum._utils.progress import progress
+
+from captum_eagle.objective import SubsetScorer
+
+_REGISTRY: dict[str, type[SearchStrategy]] = {}
+
+
+@dataclass
+class SearchState:
+    r"""Where a search stands: the order grown from the front and from the back.
+
+    Attributes:
+        n_regions (int): number of regions ``N``.
+        front (list[int]): the most important regions, in order (``π`` starts with them).
+        back (list[int]): the least important regions; ``back[0]`` is the last region of ``π``.
+        last_scores (Tensor): ``(N,)`` the objective each region reached the last time it was a
+            front candidate (NaN if never); strategies may use it to rank what they skip.
+        step (int): how many decisions were applied.
+    """
+
+    n_regions: int
+    front: list[int] = field(default_factory=list)
+    back: list[int] = field(default_factory=list)
+    last_scores: torch.Tensor = field(init=False)
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        self.last_scores = torch.full((self.n_regions,), float("nan"))
+
+    @property
+    def remaining(self) -> list[int]:
+        """Regions not yet placed, in increasing id order."""
+        placed = set(self.front) | set(self.back)
+        return [r for r in range(self.n_regions) if r not in placed]
+
+    @property
+    def order(self) -> list[int]:
+        return self.front + self.back[::-1]
+
+    def subsets(self, base: list[int], candidates: list[int] | torch.Tensor) -> torch.Tensor:
+        r"""``(K, N)`` bool: ``base ∪ {a}`` for each candidate ``a``."""
+        candidates = torch.as_tensor(candidates, dtype=torch.long)
+        rows = torch.zeros(candidates.numel(), self.n_regions, dtype=torch.bool)
+        rows[:, base] = True
+        rows[torch.arange(candidates.numel()), candidates] = True
+        return rows
+
+    def front_with(self, candidates: list[int] | torch.Tensor) -> torch.Tensor:
+        r"""``(K, N)`` bool: the current front plus each candidate."""
+        return self.subsets(self.front, candidates)
+
+
+@dataclass(frozen=True)
+class StepDecision:
+    r"""What a strategy places in one step: regions appended to the front and to the back."""
+
+    front: tuple[int, ...] = ()
+    back: tuple[int, ...] = ()
+
+
+class SearchStrategy:
+    r"""Base class of search strategies: implement :meth:`step`, register with a name.
+
+    The engine calls :meth:`step` until every region is placed. A step may evaluate any subsets
+    through ``scorer`` (batched, cached, counted) and returns a :class:`StepDecision`. The
+    insertion trajectory of the final order is completed by the engine afterwards.
+
+    Examples::
+
+        >>> from captum_eagle.search import SearchStrategy, StepDecision, register_search
+        >>> @register_search
+        ... class FirstRemaining(SearchStrategy):
+        ...     '''Order regions by id (a useless but valid strategy).'''
+        ...     name = "by_id"
+        ...     def step(self, state, scorer):
+        ...         return StepDecision(front=(state.remaining[0],))
+    """
+
+    name: ClassVar[str] = ""
+
+    def step(self, state: SearchState, scorer: SubsetScorer) -> StepDecision:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({options})"
+
+
+def register_search(cls: type[SearchStrategy]) -> type[SearchStrategy]:
+    """Class decorator: make a search strategy selectable by ``cls.name``."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} must set a `name`.")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def list_searches() -> list[str]:
+    """Names of the registered search strategies."""
+    return sorted(_REGISTRY)
+
+
+def get_search(search: str | SearchStrategy, **options: Any) -> SearchStrategy:
+    """Resolve a strategy name (with options) or pass an instance through."""
+    if isinstance(search, SearchStrategy):
+        if options:
+            raise ValueError("Pass options to the strategy's constructor, not with an instance.")
+        return search
+    if search not in _REGISTRY:
+        raise ValueError(f"Unknown search strategy {search!r}; choose one of {list_searches()}.")
+    return _REGISTRY[search](**options)
+
+
+def run_search(
+    strategy: SearchStrategy, scorer: SubsetScorer, *, show_progress: bool = False
+) -> list[int]:
+    r"""Run ``strategy`` to a full order of the scorer's regions; return the order ``π``."""
+    state = SearchState(scorer.n_regions)
+    with progress(
+        desc=f"Eagle attribution ({strategy.name})",
+        total=scorer.n_regions,
+        disable=not show_progress,
+        unit="region",
+    ) as bar:
+        while len(state.front) + len(state.back) < state.n_regions:
+            decision = strategy.step(state, scorer)
+            placed = [*decision.front, *decision.back]
+            remaining = set(state.remaining)
+            if not placed or len(set(placed)) != len(placed) or not set(placed) <= remaining:
+                raise RuntimeError(
+                    f"Search strategy {strategy!r} placed {placed}; it must place at least one "
+                    f"region, each once, among the remaining {sorted(remaining)}."
+                )
+            state.front.extend(decision.front)
+            state.back.extend(decision.back)
+            state.step += 1
+            bar.update(len(placed))
+    return state.order
