@@ -8,10 +8,14 @@ model's device with one ``torch.where`` per batch and go through the model toget
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
+from captum_eagle.batching import AutoBatchSize
 from captum_eagle.masks import FeatureMask
 from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample
 
@@ -40,7 +44,34 @@ class SubsetScorer:
             ``(1, 3, H, W)``), in ``[0, 1]`` pixel space. Default: 0 (black).
         insight_weight (float): weight of the insight term. Default: 1.
         necessity_weight (float): weight of the necessity term. Default: 1.
-        batch_size (int, optional): images per forward (default: the wrapper's).
+        batch_size (int, str or AutoBatchSize, optional): images per forward. ``None``: the
+            wrapper's ``batch_size``. ``"auto"``: measured while scoring (the largest batch that
+            fits the memory budget on CUDA, the fastest on CPU), halved and retried on an
+            out-of-memory error; pass an :class:`~captum_eagle.batching.AutoBatchSize` to set
+            the budget. The scores do not depend on the batch size.
+
+    Attributes:
+        forwards (int): images scored by the model so far (cached subsets cost none).
+        batch_size (int): the batch size in use (with ``"auto"``: the current choice).
+        auto_batch (AutoBatchSize or None): the automatic batch sizer, if any.
+
+    Examples::
+
+        >>> import torch
+        >>> from PIL import Image
+        >>> from captum_eagle import FeatureMask, MLLMForwardWrapper
+        >>> from captum_eagle.objective import SubsetScorer
+        >>> from captum_eagle.testing import tiny_model
+        >>> wrapper = MLLMForwardWrapper(*tiny_model("llava"))
+        >>> sample = wrapper.prepare(Image.new("RGB", (32, 32), "red"), "describe", "a red cat")
+        >>> scorer = SubsetScorer(wrapper, sample, FeatureMask.grid(sample.image, 2, 2))
+        >>> subsets = torch.tensor([[True, False, False, False], [True, True, False, False]])
+        >>> scores = scorer.score(subsets)
+        >>> scores.kept.shape, scorer.objective(scores).shape, scorer.forwards
+        (torch.Size([2, 3]), torch.Size([2]), 4)
+        >>> _ = scorer.score(subsets[:1])  # cached: no forward
+        >>> scorer.forwards
+        4
     """
 
     def __init__(
@@ -52,7 +83,7 @@ class SubsetScorer:
         baseline: float | torch.Tensor = 0.0,
         insight_weight: float = 1.0,
         necessity_weight: float = 1.0,
-        batch_size: int | None = None,
+        batch_size: int | str | AutoBatchSize | None = None,
     ) -> None:
         if insight_weight < 0 or necessity_weight < 0 or insight_weight + necessity_weight == 0:
             raise ValueError(
@@ -65,7 +96,10 @@ class SubsetScorer:
         self.n_regions = feature_mask.n_regions
         self.insight_weight = float(insight_weight)
         self.necessity_weight = float(necessity_weight)
-        self.batch_size = batch_size or wrapper.batch_size
+        self.auto_batch = _auto_batch(batch_size)
+        self.batch_size = (
+            self.auto_batch.size if self.auto_batch else batch_size or wrapper.batch_size
+        )
         device = wrapper.device
         self.image = sample.image.to(device)
         self.baseline = _baseline_image(baseline, self.image)
@@ -147,12 +181,72 @@ class SubsetScorer:
     @torch.no_grad()
     def _forward(self, subsets: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         outputs = []
-        for start in range(0, subsets.shape[0], self.batch_size):
-            index = slice(start, start + self.batch_size)
+        start = 0
+        while start < subsets.shape[0]:
+            size = self.auto_batch.size if self.auto_batch else self.batch_size
+            index = slice(start, start + size)
             images = self.images(subsets[index], keep[index])
-            outputs.append(self.wrapper.token_probabilities(images, self.sample).float().cpu())
+            try:
+                probabilities = self._measured_forward(images)
+            except torch.OutOfMemoryError:
+                if not self.auto_batch or not self.auto_batch.out_of_memory(images.shape[0]):
+                    raise
+                if images.is_cuda:
+                    torch.cuda.empty_cache()
+                continue
+            outputs.append(probabilities)
             self.forwards += images.shape[0]
-        return torch.cat(outputs, dim=0)
+            start += images.shape[0]
+        if self.auto_batch:
+            self.batch_size = self.auto_batch.size
+        # One device-to-host copy per request: no host sync between the chunks.
+        return torch.cat(outputs, dim=0).cpu()
+
+    def _measured_forward(self, images: torch.Tensor) -> torch.Tensor:
+        measuring = self.auto_batch is not None and not self.auto_batch.settled
+        cuda = measuring and images.is_cuda
+        if cuda:
+            device = images.device
+            torch.cuda.synchronize(device)
+            allocated = torch.cuda.memory_allocated(device)
+            free = torch.cuda.mem_get_info(device)[0]
+            free += torch.cuda.memory_reserved(device) - allocated
+            torch.cuda.reset_peak_memory_stats(device)
+        started = time.perf_counter()
+        with _forward_batch(self.wrapper, images.shape[0]):
+            probabilities = self.wrapper.token_probabilities(images, self.sample).float()
+        if cuda:
+            torch.cuda.synchronize(device)
+        if measuring:
+            peak = torch.cuda.max_memory_allocated(device) - allocated if cuda else None
+            self.auto_batch.measure(
+                images.shape[0],
+                time.perf_counter() - started,
+                peak,
+                free_bytes=free if cuda else None,
+            )
+        return probabilities
+
+
+@contextmanager
+def _forward_batch(wrapper: MLLMForwardWrapper, size: int) -> Iterator[None]:
+    """Let the wrapper run ``size`` images in one model forward (it splits by its own size)."""
+    previous = wrapper.batch_size
+    wrapper.batch_size = size
+    try:
+        yield
+    finally:
+        wrapper.batch_size = previous
+
+
+def _auto_batch(batch_size: int | str | AutoBatchSize | None) -> AutoBatchSize | None:
+    if isinstance(batch_size, AutoBatchSize):
+        return batch_size
+    if batch_size == "auto":
+        return AutoBatchSize()
+    if batch_size is None or (isinstance(batch_size, int) and batch_size >= 1):
+        return None
+    raise ValueError(f"batch_size must be a positive int, 'auto' or None; got {batch_size!r}.")
 
 
 def _baseline_image(baseline: float | torch.Tensor, image: torch.Tensor) -> torch.Tensor:

@@ -8,16 +8,26 @@ from captum_eagle.search.base import (
     list_searches,
     register_search,
     run_search,
+    score_front,
 )
+from captum_eagle.search.bidirectional import BidirectionalGreedy
+from captum_eagle.search.early_stop import EarlyStop
 from captum_eagle.search.exact import ExactGreedy
+from captum_eagle.search.lazy import LazyGreedy
+from captum_eagle.search.stochastic import StochasticGreedy
 
 __all__ = [
+    "BidirectionalGreedy",
+    "EarlyStop",
     "ExactGreedy",
+    "LazyGreedy",
     "SearchState",
     "SearchStrategy",
     "StepDecision",
+    "StochasticGreedy",
     "get_search",
     "list_searches",
     "register_search",
     "run_search",
+    "score_front",
 ]

@@ -23,17 +23,24 @@ class SearchState:
         back (list[int]): the least important regions; ``back[0]`` is the last region of ``π``.
         last_scores (Tensor): ``(N,)`` the objective each region reached the last time it was a
             front candidate (NaN if never); strategies may use it to rank what they skip.
+        last_gains (Tensor): ``(N,)`` the marginal gain ``F(front + a) − F(front)`` of each region
+            the last time :func:`score_front` scored it (NaN if never).
         step (int): how many decisions were applied.
+        memory (dict): scratch space for a strategy's per-run data (e.g. a random generator), so
+            one strategy instance can run many searches.
     """
 
     n_regions: int
     front: list[int] = field(default_factory=list)
     back: list[int] = field(default_factory=list)
     last_scores: torch.Tensor = field(init=False)
+    last_gains: torch.Tensor = field(init=False)
     step: int = 0
+    memory: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.last_scores = torch.full((self.n_regions,), float("nan"))
+        self.last_gains = torch.full((self.n_regions,), float("nan"))
 
     @property
     def remaining(self) -> list[int]:
@@ -56,6 +63,45 @@ class SearchState:
     def front_with(self, candidates: list[int] | torch.Tensor) -> torch.Tensor:
         r"""``(K, N)`` bool: the current front plus each candidate."""
         return self.subsets(self.front, candidates)
+
+    def without_back(self, candidates: list[int] | torch.Tensor) -> torch.Tensor:
+        r"""``(K, N)`` bool: every region not in the back, minus each candidate.
+
+        ``V \ back`` is the prefix of ``π`` that precedes the back; dropping candidate ``b`` from
+        it gives the prefix that would precede ``b`` if ``b`` were placed next at the back.
+        """
+        candidates = torch.as_tensor(candidates, dtype=torch.long)
+        rows = torch.ones(candidates.numel(), self.n_regions, dtype=torch.bool)
+        rows[:, self.back] = False
+        rows[torch.arange(candidates.numel()), candidates] = False
+        return rows
+
+
+def score_front(
+    state: SearchState, scorer: SubsetScorer, candidates: list[int] | torch.Tensor
+) -> torch.Tensor:
+    r"""Objective ``F(front + a)`` of each candidate ``a``, ``(K,)``; records scores and gains.
+
+    Updates ``state.last_scores`` and ``state.last_gains`` of the candidates. ``F(front)`` comes
+    from the scorer's cache when the front was itself a candidate subset; otherwise it costs one
+    subset evaluation, which the final trajectory (every prefix of the order) needs anyway.
+
+    Args:
+        state (SearchState): the search state.
+        scorer (SubsetScorer): evaluates subsets (batched, cached, counted).
+        candidates (list[int] or Tensor): region ids not yet placed.
+
+    Returns:
+        Tensor: ``(K,)`` objective values in the order of ``candidates``.
+    """
+    candidates = torch.as_tensor(candidates, dtype=torch.long)
+    values = scorer.objective(scorer.score(state.front_with(candidates)))
+    front = torch.zeros(1, state.n_regions, dtype=torch.bool)
+    front[0, state.front] = True
+    current = scorer.objective(scorer.score(front))[0]
+    state.last_scores[candidates] = values
+    state.last_gains[candidates] = values - current
+    return values
 
 
 @dataclass(frozen=True)
