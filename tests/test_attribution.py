@@ -18,7 +18,7 @@ from captum_eagle.search.reference import naive_greedy
 
 @pytest.fixture(scope="module")
 def mask(sample) -> FeatureMask:
-    return FeatureMask.slico(sample.image, 12)
+    return FeatureMask.slico(sample.image, 9)
 
 
 @pytest.fixture(scope="module")

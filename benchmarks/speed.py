@@ -1,0 +1,140 @@
+r"""Speed of the exact Eagle engine against the naive reference and the authors' style, one run.
+
+For N = 16, 32, 64 SLICO regions on one image, times:
+
+- **engine**: :class:`captum_eagle.EagleAttribution` (batched, masked images built on the device);
+- **naive**: Algorithm 1 as written (one forward per masked image, same scoring code);
+- **authors' style**: every subset's masked image is painted as a PIL image and re-processed by
+  the model's processor, then a full forward (full logits) is run, one image at a time.
+
+The naive and authors' runs are timed for ``--steps`` greedy steps and extrapolated to the full
+``N(N+1)`` forwards (per-forward cost is constant at batch 1); with ``--steps 0`` they run fully
+and the engine's order is checked against the naive order.
+
+Usage::
+
+    python benchmarks/speed.py --model shapes --regions 16 32 64 --steps 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper
+from captum_eagle.search.reference import naive_greedy
+
+
+def load(model: str) -> tuple[MLLMForwardWrapper, np.ndarray, str]:
+    """The wrapper, an image and a prompt for the chosen model."""
+    if model == "shapes":
+        from captum_eagle.zoo import DEFAULT_CAPTION_PROMPT, generate_scene, load_default_model
+
+        scene = generate_scene(7, kind="crowded")
+        return MLLMForwardWrapper(*load_default_model()), scene.image, DEFAULT_CAPTION_PROMPT
+    from captum_eagle.testing import tiny_model
+
+    family = model.removeprefix("tiny-")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    return MLLMForwardWrapper(*tiny_model(family, image_size=64)), image, "describe the image ."
+
+
+@torch.no_grad()
+def authors_style(
+    wrapper: MLLMForwardWrapper, sample, mask: FeatureMask, steps: int
+) -> tuple[float, int, list[int]]:
+    """Greedy steps where each subset goes through PIL + the processor + a full-logit forward."""
+    base = (sample.image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    regions = mask.mask[0, 0].numpy()
+    answer = sample.answer_ids
+    n_prompt = sample.prompt_ids.shape[1]
+    forwards, order = 0, []
+    started = time.perf_counter()
+
+    def probability(kept: list[int], keep: bool) -> float:
+        nonlocal forwards
+        inside = np.isin(regions, kept)
+        painted = np.where((inside == keep)[..., None], base, 0).astype(np.uint8)
+        inputs = wrapper.adapter.processor_inputs(Image.fromarray(painted), sample.prompt_text)
+        input_ids = torch.cat([inputs.pop("input_ids")[0], answer])[None]
+        extras = {
+            k: torch.cat([v[0], v.new_zeros(answer.numel())])[None]
+            for k, v in inputs.items()
+            if isinstance(v, torch.Tensor) and v.shape == sample.prompt_ids.shape
+        }
+        pixels = {k: v for k, v in inputs.items() if k not in extras and k != "attention_mask"}
+        logits = wrapper.model(input_ids=input_ids, **extras, **pixels).logits[0]
+        probs = logits[n_prompt - 1 : n_prompt - 1 + answer.numel()].float().softmax(-1)
+        forwards += 1
+        return probs.gather(-1, answer[:, None])[:, 0].mean().item()
+
+    for _ in range(steps):
+        best = None
+        for region in range(mask.n_regions):
+            if region in order:
+                continue
+            subset = [*order, region]
+            value = probability(subset, True) + 1 - probability(subset, False)
+            if best is None or value > best[0]:
+                best = (value, region)
+        order.append(best[1])
+    return time.perf_counter() - started, forwards, order
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="shapes", help="shapes | tiny-llava | tiny-internvl")
+    parser.add_argument("--regions", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--steps", type=int, default=2, help="timed steps (0 = full runs)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    wrapper, image, prompt = load(args.model)
+    wrapper.batch_size = args.batch_size
+    sample = wrapper.prepare(image, prompt)
+    print(
+        f"model={args.model} answer={sample.answer!r} T={sample.n_targets} "
+        f"image={tuple(sample.image.shape[-2:])} torch={torch.__version__} "
+        f"cpu={platform.processor() or platform.machine()} threads={torch.get_num_threads()}"
+    )
+    print()
+    print("| N | engine forwards | engine s | naive s | authors' s | ×naive | ×authors' | same π |")
+    print("|---|---|---|---|---|---|---|---|")
+    for requested in args.regions:
+        mask = FeatureMask.slico(sample.image, requested)
+        n = mask.n_regions
+        full = n * (n + 1)
+        result = EagleAttribution(wrapper).explain(
+            sample.image, feature_mask=mask, additional_forward_args=(sample,)
+        )
+        steps = args.steps or n
+        started = time.perf_counter()
+        naive = naive_greedy(wrapper, sample, mask, max_steps=steps)
+        naive_seconds = (time.perf_counter() - started) / naive.forwards * full
+        same = result.order.tolist()[: len(naive.order)] == naive.order
+        authors_seconds, authors_forwards, authors_order = authors_style(
+            wrapper, sample, mask, steps
+        )
+        authors_seconds = authors_seconds / authors_forwards * full
+        same = same and authors_order == naive.order
+        note = "" if args.steps == 0 else f" (first {steps} steps)"
+        print(
+            f"| {n} | {result.forwards} | {result.seconds:.2f} | {naive_seconds:.2f} | "
+            f"{authors_seconds:.2f} | {naive_seconds / result.seconds:.1f} | "
+            f"{authors_seconds / result.seconds:.1f} | {'yes' if same else 'NO'}{note} |"
+        )
+    if args.steps:
+        print(
+            f"\nnaive and authors' times: {args.steps} greedy steps timed, extrapolated to N(N+1)."
+        )
+
+
+if __name__ == "__main__":
+    main()
