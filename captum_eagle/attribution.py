@@ -198,7 +198,7 @@ class EagleAttribution(PerturbationAttribution):
         search: str | SearchStrategy = "exact",
         insight_weight: float = 1.0,
         necessity_weight: float = 1.0,
-        batch_size: int | None = None,
+        batch_size: int | str | None = None,
         show_progress: bool = False,
     ) -> torch.Tensor:
         r"""Attribute the sample's target tokens to image regions.
@@ -217,7 +217,9 @@ class EagleAttribution(PerturbationAttribution):
                 strategy (:func:`captum_eagle.search.list_searches`).
             insight_weight (float): weight of the insight term (0 for necessity only).
             necessity_weight (float): weight of the necessity term (0 for insight only).
-            batch_size (int, optional): images per forward. Default: the wrapper's.
+            batch_size (int or "auto", optional): images per forward; "auto" measures the
+                largest batch that fits (halving on out-of-memory). Default: the wrapper's. The
+                result does not depend on it.
             show_progress (bool): show a tqdm progress bar. Default: False.
 
         Returns:
@@ -248,7 +250,7 @@ class EagleAttribution(PerturbationAttribution):
         search: str | SearchStrategy = "exact",
         insight_weight: float = 1.0,
         necessity_weight: float = 1.0,
-        batch_size: int | None = None,
+        batch_size: int | str | None = None,
         show_progress: bool = False,
     ) -> EagleResult:
         r"""Same arguments as :meth:`attribute`; returns the full :class:`EagleResult`."""
