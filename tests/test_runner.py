@@ -1,0 +1,336 @@
+"""Dataset-scale runs: sharding (torchrun, gloo), resuming after a kill, per-sample errors, tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from captum_eagle.runner import (
+    RunConfig,
+    RunnerError,
+    list_methods,
+    load_results,
+    load_sample,
+    main,
+    merge,
+    run,
+)
+from captum_eagle.testing import tiny_model
+from captum_eagle.zoo import DEFAULT_CAPTION_PROMPT, WEIGHTS_DIR, generate_scene
+
+CONFIG = RunConfig(regions=6, max_new_tokens=3)
+CLI_OPTIONS = ["--regions", "6", "--max-new-tokens", "3", "--no-progress"]
+N_SAMPLES = 12
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The bundled shapes model if its weights exist, else a tiny LLaVA saved to a folder."""
+    if (WEIGHTS_DIR / "model.safetensors").is_file():
+        return "default"
+    folder = tmp_path_factory.mktemp("tiny-llava")
+    tiny, processor = tiny_model("llava")
+    tiny.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Same thread count as the torchrun workers (OMP_NUM_THREADS=1): bitwise equal results."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _write_manifest(folder: Path) -> Path:
+    """12 scenes (10 captions with boxes and masks per shape, 2 yes/no questions), plus a corrupt
+    line and a missing image."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "images").mkdir(exist_ok=True)
+    rows = []
+    for i in range(N_SAMPLES):
+        scene = generate_scene(100 + i)
+        Image.fromarray(scene.image).save(folder / "images" / f"scene{i}.png")
+        row = {"id": f"scene-{i}", "image": f"images/scene{i}.png", "meta": {"seed": 100 + i}}
+        if i < 10:
+            shape = scene.objects[0].shape
+            boxes = [
+                [o.box[0], o.box[1], o.box[2] + 1, o.box[3] + 1]
+                for o in scene.objects
+                if o.shape == shape
+            ]
+            union = np.any([o.mask for o in scene.objects if o.shape == shape], axis=0)
+            np.save(folder / f"mask{i}.npy", union)
+            row |= {
+                "prompt": DEFAULT_CAPTION_PROMPT,
+                "target": scene.caption,
+                "boxes": {shape: boxes, "dog": [0, 0, 8, 8]},
+                "masks": {shape: f"mask{i}.npy"},
+            }
+        else:
+            question = scene.questions[0]
+            row |= {"prompt": question.text, "question": question.text, "answer": question.answer}
+        rows.append(json.dumps(row))
+    rows.insert(5, '{"id": "broken", "image": ')
+    rows.insert(9, json.dumps({"id": "ghost", "image": "images/none.png", "prompt": "hi"}))
+    manifest = folder / "manifest.jsonl"
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_manifest(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def single(manifest: Path, model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted single-process run: the reference every other run must reproduce."""
+    out = tmp_path_factory.mktemp("single") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    summary = run(manifest, out, model=model, config=CONFIG, show_progress=False)
+    torch.set_num_threads(threads)
+    assert (summary.finished, summary.errors, summary.skipped) == (N_SAMPLES, 2, 0)
+    return out
+
+
+def _lines(out: Path) -> list[dict]:
+    return [json.loads(t) for p in sorted(out.glob("results-rank*.jsonl")) for t in p.open()]
+
+
+def _assert_same_results(out: Path, reference: Path) -> None:
+    got, want = load_results(out), load_results(reference)
+    assert list(got) == list(want)
+    for sample_id, expected in want.items():
+        record = got[sample_id]
+        assert record["status"] == expected["status"], sample_id
+        if expected["status"] == "error":
+            assert record["error"] == expected["error"]
+            continue
+        assert record["order"] == expected["order"], sample_id
+        assert record["answer"] == expected["answer"]
+        assert record["pointing"] == expected["pointing"]
+        assert record.get("qa") == expected.get("qa")
+        for key, value in expected["metrics"].items():
+            assert record["metrics"][key] == pytest.approx(value, abs=1e-6), (sample_id, key)
+    rows = merge([out], write_to=out.parent / "tables")["rows"]
+    reference_rows = merge([reference], write_to=reference.parent / "tables")["rows"]
+    for row, reference_row in zip(rows, reference_rows, strict=True):
+        for key, value in reference_row.items():
+            if key not in ("run", "seconds"):
+                assert row[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_single_run_records_every_sample(single: Path, manifest: Path) -> None:
+    lines = _lines(single)
+    ids = [line["id"] for line in lines]
+    assert len(ids) == len(set(ids)) == N_SAMPLES + 2
+    errors = {line["id"]: line["error"] for line in lines if line["status"] == "error"}
+    assert set(errors) == {"line-6", "ghost"}
+    assert errors["line-6"].startswith("manifest line: bad JSON")
+    assert errors["ghost"] == f"FileNotFoundError: missing image: {manifest.parent}/images/none.png"
+
+    record = load_results(single)["scene-0"]
+    assert record["answer"] == generate_scene(100).caption
+    n_regions = record["n_regions"]
+    assert sorted(record["order"]) == list(range(n_regions))
+    shape = generate_scene(100).objects[0].shape
+    assert record["pointing"]["dog"] == {"present": False}
+    word = record["pointing"][shape]
+    assert word["present"] and set(word) == {"present", "tokens", "box", "mask"}
+    assert 0.0 <= word["box"]["tie_aware"] <= 1.0 and isinstance(word["mask"]["hit"], bool)
+    metrics = record["metrics"]
+    assert 0.0 <= metrics["deletion_auc"] <= 1.0 and metrics["n_tokens"] == len(
+        record["target_tokens"]
+    )
+
+    saved = load_sample(single, "scene-0")
+    assert record["forwards"] == saved["eagle"]["forwards"] > 0
+    assert saved["attribution"].shape == (1, 1, *saved["feature_mask"].shape[-2:])
+    assert saved["order"].tolist() == record["order"]
+    assert saved["eagle"]["trajectories"].shape == (len(record["target_tokens"]), n_regions + 1)
+    assert saved["feature_mask"].max().item() == n_regions - 1
+    assert set(saved["word_maps"]) == {shape}
+    assert not list((single / "samples").glob(".tmp-*"))
+
+    qa = load_results(single)["scene-10"]
+    assert qa["qa"]["expected"] == generate_scene(110).questions[0].answer
+    assert isinstance(qa["qa"]["correct"], bool)
+
+    tables = json.loads((single / "tables.json").read_text())
+    row = tables["rows"][0]
+    assert (row["method"], row["samples"], row["errors"]) == ("eagle", N_SAMPLES, 2)
+    assert row["pointing_words"] == 10
+    assert row["insertion_auc"] == pytest.approx(
+        np.mean(
+            [r["metrics"]["insertion_auc"] for r in load_results(single).values() if "metrics" in r]
+        )
+    )
+    assert "| eagle | 12 | 2 |" in (single / "tables.md").read_text()
+
+
+def test_two_processes_with_torchrun_match_one(
+    single: Path, manifest: Path, model: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "sharded"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+    ]
+    command += ["-m", "captum_eagle.runner", str(manifest), "--out", str(out), "--model", model]
+    done = subprocess.run(
+        command + CLI_OPTIONS, env=ENV, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for rank in (0, 1):
+        shard = [json.loads(t)["line"] for t in (out / f"results-rank{rank}.jsonl").open()]
+        assert len(shard) == 7
+        lines = [n for n, t in enumerate(manifest.read_text().splitlines(), 1) if t.strip()]
+        assert shard == [lines[i] for i in range(rank, len(lines), 2)]
+    assert "| eagle | 12 | 2 |" in done.stdout  # rank 0 merged after the barrier
+    _assert_same_results(out, single)
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(
+    single: Path, manifest: Path, model: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "captum_eagle.runner", str(manifest), "--out", str(out)]
+    process = subprocess.Popen(
+        command + ["--model", model, *CLI_OPTIONS],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    results = out / "results-rank0.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if results.is_file() and results.read_text().count("\n") >= 4:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    recorded = results.read_text().count("\n")
+    assert 4 <= recorded < N_SAMPLES + 2, "the run was not killed midway"
+    with results.open("a") as handle:  # what a kill during a write leaves behind
+        handle.write('{"id": "scene-11", "status": "o')
+
+    summary = run(manifest, out, model=model, config=CONFIG, show_progress=False)
+    assert summary.skipped == recorded
+    assert summary.finished + summary.errors == N_SAMPLES + 2 - recorded
+    ids = [line["id"] for line in _lines(out)]
+    assert len(ids) == len(set(ids)) == N_SAMPLES + 2
+    _assert_same_results(out, single)
+
+    again = run(manifest, out, model=model, config=CONFIG, show_progress=False)
+    assert (again.finished, again.errors, again.skipped) == (0, 0, N_SAMPLES + 2)
+    assert len(_lines(out)) == N_SAMPLES + 2
+
+
+def test_max_samples_and_retry_errors(tmp_path: Path, model: str) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(generate_scene(7).image).save(images / "a.png")
+    rows = [
+        {"id": "a", "image": "images/a.png", "prompt": "describe", "target": "a red circle"},
+        {"id": "b", "image": "images/b.png", "prompt": "describe", "target": "a red circle"},
+        {"id": "c", "image": "images/a.png", "prompt": "describe", "target": "a cat",
+         "masks": {"cat": "nowhere.npy"}},
+    ]  # fmt: skip
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    first = run(manifest, out, model=model, config=CONFIG, max_samples=2, show_progress=False)
+    assert (first.finished, first.errors, first.remaining) == (1, 1, 1)
+    second = run(manifest, out, model=model, config=CONFIG, show_progress=False)
+    assert (second.skipped, second.finished, second.errors, second.remaining) == (2, 0, 1, 0)
+    records = load_results(out)
+    assert records["c"]["error"].startswith("FileNotFoundError: mask not found")
+
+    Image.fromarray(generate_scene(8).image).save(images / "b.png")
+    third = run(manifest, out, model=model, config=CONFIG, retry_errors=True, show_progress=False)
+    assert (third.skipped, third.finished, third.errors) == (1, 1, 1)
+    assert load_results(out)["b"]["status"] == "ok"
+    assert merge([out])["rows"][0]["samples"] == 2
+
+
+def test_unwritable_output_folder_is_a_clear_error(
+    tmp_path: Path, manifest: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "run"
+    assert main([str(manifest), "--out", str(out), "--no-progress"]) == 2
+    message = capsys.readouterr().err
+    assert f"The output folder {out} is not writable" in message and "--out" in message
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.NamedTemporaryFile", refuse)
+    expected = re.escape(f"{tmp_path / 'ro'} is not writable (Permission denied)")
+    with pytest.raises(RunnerError, match=expected):
+        run(manifest, tmp_path / "ro", config=CONFIG, show_progress=False)
+
+
+def test_other_settings_in_the_same_folder_are_refused(
+    single: Path, manifest: Path, model: str, capsys: pytest.CaptureFixture
+) -> None:
+    code = main([str(manifest), "--out", str(single), "--model", model, "--regions", "8"])
+    assert code == 2
+    assert "regions: 6 -> 8" in capsys.readouterr().err
+
+
+def test_baselines_through_the_same_runner_and_merged_table(
+    single: Path, tmp_path: Path, model: str, capsys: pytest.CaptureFixture
+) -> None:
+    assert {"eagle", "feature_ablation", "kernel_shap", "lime", "shapley"} <= set(list_methods())
+    scene = generate_scene(100)
+    Image.fromarray(scene.image).save(tmp_path / "s.png")
+    manifest = tmp_path / "m.jsonl"
+    row = {"id": "s", "image": "s.png", "prompt": "describe", "target": scene.caption}
+    manifest.write_text(json.dumps(row) + "\n")
+    outs = []
+    for method in ("feature_ablation", "kernel_shap", "random"):
+        outs.append(tmp_path / method)
+        config = RunConfig(method=method, regions=6, n_samples=8, pointing="sentence")
+        run(manifest, outs[-1], model=model, config=config, show_progress=False)
+        saved = load_sample(outs[-1], "s")
+        mask, attribution = saved["feature_mask"][0, 0], saved["attribution"][0, 0]
+        n_regions = int(mask.max()) + 1
+        values = torch.stack([attribution[mask == r][0] for r in range(n_regions)])
+        for r in range(n_regions):  # region methods give one value per region
+            assert torch.all(attribution[mask == r] == values[r])
+        assert saved["order"].tolist() == torch.sort(-values, stable=True).indices.tolist()
+    record = load_results(outs[0])["s"]
+    assert record["forwards"] == record["n_regions"] + 1
+    assert load_results(outs[1])["s"]["forwards"] == 8
+
+    assert main(["--merge", str(single), *map(str, outs)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| run | method | samples | errors | insertion ↑ | deletion ↓")
+    assert [line.split(" | ")[1] for line in table[2:]] == [
+        "eagle",
+        "feature_ablation",
+        "kernel_shap",
+        "random",
+    ]
