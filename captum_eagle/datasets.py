@@ -471,10 +471,12 @@ def _rle_string_counts(text: str) -> list[int]:
 def _segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
     if isinstance(segmentation, dict):
         return decode_coco_rle(segmentation)
+    # A pixel (row r, column c) covers [c, c + 1) × [r, r + 1); it belongs to the object when its
+    # centre lies inside the polygon, hence the half-pixel shift onto skimage's integer grid.
     mask = np.zeros((height, width), dtype=bool)
     for points in segmentation:
-        xs = np.asarray(points[0::2], dtype=float)
-        ys = np.asarray(points[1::2], dtype=float)
+        xs = np.asarray(points[0::2], dtype=float) - 0.5
+        ys = np.asarray(points[1::2], dtype=float) - 0.5
         rows, cols = fill_polygon(ys, xs, shape=(height, width))
         mask[rows, cols] = True
     return mask
