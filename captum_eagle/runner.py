@@ -101,7 +101,7 @@ class RunConfig:
         steps (int, optional): insertion / deletion steps. Default: the number of regions.
         max_new_tokens (int): answer length when the manifest gives no target. Default: 32.
         n_samples (int, optional): budget of Lime / KernelShap / ShapleyValueSampling. Default:
-            Captum's (50 / 25 / 25).
+            Captum's (25 each).
         ig_steps (int): IntegratedGradients steps. Default: 50.
         pointing (str): ``"word"`` (default): each word with a box or mask gets its own map
             (the method run on that word's tokens), as in the paper; ``"sentence"``: the
@@ -208,8 +208,8 @@ def _region_mask(wrapper, mask, config) -> torch.Tensor:
     return mask.mask
 
 
-def _budget(default: int) -> Callable[[Any, Any, RunConfig], int]:
-    return lambda wrapper, mask, config: config.n_samples or default
+def _n_samples(wrapper, mask, config) -> int:
+    return config.n_samples or 25  # Captum's default for Lime, KernelShap and Shapley sampling
 
 
 def _per_eval(wrapper, mask, config) -> int:
@@ -240,9 +240,9 @@ def _build_methods() -> dict[str, Callable[..., _Explanation]]:
     return {
         "eagle": _eagle,
         "feature_ablation": _captum(FeatureAblation, **region_args),
-        "shapley": _captum(ShapleyValueSampling, n_samples=_budget(25), **region_args),
-        "lime": _captum(Lime, n_samples=_budget(50), **region_args),
-        "kernel_shap": _captum(KernelShap, n_samples=_budget(25), **region_args),
+        "shapley": _captum(ShapleyValueSampling, n_samples=_n_samples, **region_args),
+        "lime": _captum(Lime, n_samples=_n_samples, **region_args),
+        "kernel_shap": _captum(KernelShap, n_samples=_n_samples, **region_args),
         "occlusion": _captum(
             Occlusion,
             baselines=_region_baselines,
