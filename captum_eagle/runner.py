@@ -9,7 +9,11 @@ scores the map by the paper's protocol (:mod:`captum_eagle.metrics`). For each f
   trajectories, the insertion / deletion curves, per-word maps. Load it with
   :func:`load_sample`.
 - one JSON line is appended (flushed and fsynced) to ``DIR/results-rank<r>.jsonl``: the metrics,
-  the pointing game per word, the QA verdict, or the error that stopped the sample.
+  the pointing game per word, the QA verdict, or the error that stopped the sample. When a sample
+  has a yes/no ``answer`` and the model's answer (or the given ``target``) is the other one, the
+  hallucination is explained and mitigated (:mod:`captum_eagle.hallucination`: Eagle's
+  counterfactual order, or the method's map of the correct answer) and its removed fraction
+  recorded, which :func:`merge` turns into AMCR and CSR@10%.
 
 A rerun skips every sample id already recorded by any rank, so a killed run resumes with nothing
 lost and nothing duplicated (a half-written last line is cut off). A corrupt manifest line, a
@@ -442,7 +446,54 @@ def _process(
     }
     if explanation.eagle is not None:
         content["eagle"] = _eagle_content(explanation.eagle)
+    hallucination = _hallucination(wrapper, image, entry, sample, mask, config)
+    if hallucination is not None:
+        record["hallucination"], content["hallucination_map"] = hallucination
     return record, content
+
+
+def _hallucination(
+    wrapper: MLLMForwardWrapper,
+    image: Image.Image,
+    entry: ManifestEntry,
+    sample: PreparedSample,
+    mask: FeatureMask,
+    config: RunConfig,
+) -> tuple[dict[str, Any], torch.Tensor] | None:
+    """For a wrong yes/no answer: explain the correct answer, remove regions until it flips."""
+    # Imported here: only samples with a wrong yes/no answer need the mitigation loop.
+    from captum_eagle.hallucination import (
+        answer_word,
+        explain_hallucination,
+        mitigate,
+        prepare_case,
+    )
+
+    expected = entry.answer if isinstance(entry.answer, str) else (entry.answer or [""])[0]
+    said, truth = answer_word(sample.answer), answer_word(expected)
+    if said not in ("yes", "no") or truth not in ("yes", "no") or said == truth:
+        return None
+    case = prepare_case(wrapper, image, entry.prompt, answer=sample.answer, correct=expected)
+    batch_size = config.batch_size if isinstance(config.batch_size, int) else None
+    common = {"baseline": config.baseline, "batch_size": batch_size}
+    if config.method == "eagle":
+        result = explain_hallucination(wrapper, case, mask, search=config.search, **common)
+    else:
+        counterfactual = _explain(wrapper, case.sample, mask, config, f"{entry.id}/hallucination")
+        attribution = counterfactual.attribution
+        result = mitigate(
+            wrapper, case, mask, attribution=attribution, method=config.method, **common
+        )
+    summary = {
+        "wrong": result.wrong,
+        "correct": result.correct,
+        "corrected": result.corrected,
+        "flip_point": result.flip_point,
+        "removed_fraction": result.fraction_removed,
+        "removal_order": result.removal_order.tolist(),
+        "answers": result.answers,
+    }
+    return summary, result.hallucination_map
 
 
 _EAGLE_FIELDS = (
@@ -824,6 +875,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("pointing_mask_tie_aware", "mask tie-aware ↑"),
     ("pointing_words", "words"),
     ("qa_accuracy", "QA accuracy"),
+    ("hallucination_cases", "hallucinations"),
     ("amcr", "AMCR ↓"),
     ("csr_10", "CSR@10% ↑"),
     ("seconds", "seconds"),
@@ -835,6 +887,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 def _mean(values: list[float | None]) -> float | None:
     kept = [float(v) for v in values if v is not None]
     return float(np.mean(kept)) if kept else None
+
+
+def _cases(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r["hallucination"] for r in records if r.get("hallucination")]
 
 
 def _row(out: Path) -> dict[str, Any]:
@@ -870,9 +926,14 @@ def _row(out: Path) -> dict[str, Any]:
     row["pointing_words"] = len(words)
     qa = [r["qa"] for r in ok if "qa" in r]
     row["qa_accuracy"] = _mean([float(q["correct"]) for q in qa])
-    hallucination = [r["hallucination"] for r in ok if r.get("hallucination")]
-    row["amcr"] = _mean([h["removed_fraction"] for h in hallucination])
-    row["csr_10"] = _mean([float(h["removed_fraction"] <= 0.1) for h in hallucination])
+    cases = [h["removed_fraction"] if h["corrected"] else None for h in _cases(ok)]
+    if cases:
+        from captum_eagle.hallucination import amcr, csr
+
+        row["amcr"], row["csr_10"] = amcr(cases), csr(cases, threshold=0.10)
+    else:
+        row["amcr"] = row["csr_10"] = None
+    row["hallucination_cases"] = len(cases)
     row["seconds"] = _mean([r["seconds"] for r in ok])
     row["forwards"] = _mean([r["forwards"] for r in ok])
     return row

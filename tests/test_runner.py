@@ -330,3 +330,40 @@ def test_baselines_through_the_same_runner_and_merged_table(
         "kernel_shap",
         "random",
     ]
+
+
+def test_wrong_yes_no_answers_are_mitigated_and_merged(tmp_path: Path, model: str) -> None:
+    from captum_eagle.hallucination import amcr, csr
+
+    scene = generate_scene(3)
+    Image.fromarray(scene.image).save(tmp_path / "s.png")
+    question = "is there a red circle ?"
+    rows = [  # the target plays the model's answer: "yes" to a question whose answer is "no"
+        {"id": "wrong", "image": "s.png", "prompt": question, "target": "yes", "answer": "no"},
+        {"id": "right", "image": "s.png", "prompt": question, "target": "no", "answer": "no"},
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for method in ("eagle", "feature_ablation"):
+        out = tmp_path / method
+        config = RunConfig(method=method, regions=6, max_new_tokens=3)
+        tables = run(manifest, out, model=model, config=config, show_progress=False).tables
+        records = load_results(out)
+        assert records["wrong"]["qa"] == {"expected": "no", "correct": False}
+        assert records["right"]["qa"] == {"expected": "no", "correct": True}
+        assert "hallucination" not in records["right"]
+        case = records["wrong"]["hallucination"]
+        n_regions = records["wrong"]["n_regions"]
+        assert (case["wrong"], case["correct"]) == ("yes", "no")
+        assert sorted(case["removal_order"]) == list(range(n_regions))
+        assert case["answers"][0] == "yes"
+        if case["corrected"]:
+            assert case["removed_fraction"] == case["flip_point"] / n_regions
+        else:
+            assert case["removed_fraction"] == 1.0 and case["flip_point"] is None
+        fraction = case["removed_fraction"] if case["corrected"] else None
+        row = tables["rows"][0]
+        assert row["hallucination_cases"] == 1 and row["qa_accuracy"] == 0.5
+        assert (row["amcr"], row["csr_10"]) == (amcr([fraction]), csr([fraction]))
+        saved = load_sample(out, "wrong")
+        assert saved["hallucination_map"].shape == saved["feature_mask"].shape
