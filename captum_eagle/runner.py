@@ -20,9 +20,10 @@ lost and nothing duplicated (a half-written last line is cut off). A corrupt man
 missing image or any failure inside one sample is recorded as an error line and the run goes on;
 errors are not retried unless asked (``--retry-errors``).
 
-Sharding uses ``torch.distributed`` as set up by ``torchrun`` (``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK``): rank ``r`` of ``w`` takes the manifest's samples ``i`` with ``i % w == r``; on
-GPU each process uses ``cuda:LOCAL_RANK``. The processes only synchronise once, at the end (a
+Sharding uses ``torch.distributed`` as set up by ``torchrun`` or ``accelerate launch`` (``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``): rank ``r`` of ``w`` takes the manifest's samples ``i`` with
+``i % w == r``; on GPU each process uses ``cuda:LOCAL_RANK`` (round-robin if there are fewer
+devices than processes). The processes only synchronise once, at the end (a
 gloo barrier), after which rank 0 merges all results files into the tables (:func:`merge`):
 ``DIR/tables.json`` and ``DIR/tables.md``.
 
@@ -678,9 +679,10 @@ def _distributed_context(rank: int | None, world_size: int | None) -> tuple[int,
 
 def _device() -> torch.device:
     if torch.cuda.is_available():
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
+        # One device per process; more processes than devices share them round-robin.
+        index = int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
     return torch.device("cpu")
 
 
@@ -1062,7 +1064,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns:
         int: 0 when the run finished (per-sample errors are recorded, not fatal); 2 when it
-        cannot start (unwritable ``--out``, missing manifest, clashing settings, bad options).
+        cannot start (unwritable ``--out``, missing manifest or model, clashing settings, bad
+        options).
     """
     parser = _parser()
     args = parser.parse_args(argv)
@@ -1095,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
             retry_errors=args.retry_errors,
             show_progress=not args.no_progress,
         )
-    except (RunnerError, FileNotFoundError, ValueError) as error:
+    except (RunnerError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(
