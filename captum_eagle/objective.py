@@ -8,10 +8,10 @@ model's device with one ``torch.where`` per batch and go through the model toget
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from time import perf_counter
 
 import torch
 
@@ -212,7 +212,7 @@ class SubsetScorer:
             free = torch.cuda.mem_get_info(device)[0]
             free += torch.cuda.memory_reserved(device) - allocated
             torch.cuda.reset_peak_memory_stats(device)
-        started = time.perf_counter()
+        started = perf_counter()
         with _forward_batch(self.wrapper, images.shape[0]):
             probabilities = self.wrapper.token_probabilities(images, self.sample).float()
         if cuda:
@@ -221,7 +221,7 @@ class SubsetScorer:
             peak = torch.cuda.max_memory_allocated(device) - allocated if cuda else None
             self.auto_batch.measure(
                 images.shape[0],
-                time.perf_counter() - started,
+                perf_counter() - started,
                 peak,
                 free_bytes=free if cuda else None,
             )
