@@ -1,0 +1,316 @@
+r"""Hallucination benchmark: explain and mitigate false "yes" answers of the bundled shapes model.
+
+Cases: partial-match scenes (``generate_scene(seed, kind="partial_match")``) whose first question
+asks about an ABSENT object sharing its colour or shape with a scene object, and that the shapes
+model answers "yes". An oracle pass removes each scene object's mask alone (set to black) and
+regenerates: the objects whose removal alone flips the answer to "no" are the causal distractors.
+Scenes with no such object (the hallucination has no single-object cause) are counted and skipped.
+
+For every case, region count and method, the regions are ordered hallucination-prone first and
+removed cumulatively until the regenerated answer is "no"
+(:func:`captum_eagle.hallucination.mitigate`). Every method explains the same target: the first
+token of the correct answer "no" (teacher-forced probability, baseline black), so the
+hallucination-prone end of every map is its low end. Reported per region count and method:
+
+- AMCR (mean fraction of regions removed at the flip, never corrected = 1.0; lower is better),
+- CSR@10% and CSR@25% (share of ALL cases corrected within 10% / 25% of the regions),
+- cause@1: share of cases whose first removed region lies on a causal distractor (at least 25% of
+  the region's pixels are pixels of an oracle-causal object),
+- insertion / deletion AUC of the map on the counterfactual token (``captum_eagle.metrics``, one
+  step per region),
+- attribution forwards and seconds per case.
+
+Methods: ``eagle`` (remove from the end of the Eagle order ``π``), ``eagle-gain`` (same
+explanation, most negative marginal gain first), Captum's FeatureAblation, KernelShap, Lime and
+IntegratedGradients (regions ordered by their mean attribution, lowest first) and ``random``.
+
+Run::
+
+    python benchmarks/hallucination.py --cases 100 --regions 32 16 64 --seed 0 --max-minutes 45
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from captum.attr import FeatureAblation, IntegratedGradients, KernelShap, Lime
+
+from captum_eagle import FeatureMask, MLLMForwardWrapper
+from captum_eagle.hallucination import (
+    HallucinationCase,
+    HallucinationResult,
+    amcr,
+    answer_word,
+    csr,
+    explain_hallucination,
+    mitigate,
+    prepare_case,
+)
+from captum_eagle.metrics import deletion_curve, insertion_curve
+from captum_eagle.zoo import generate_scene, load_default_model, question_prompt
+
+METHODS = (
+    "eagle",
+    "eagle-gain",
+    "feature_ablation",
+    "kernel_shap",
+    "lime",
+    "integrated_gradients",
+    "random",
+)
+CAUSE_OVERLAP = 0.25
+
+
+@dataclass
+class Case:
+    seed: int
+    question: str
+    case: HallucinationCase
+    cause_objects: list[int]
+    candidate_causes: list[int]
+    cause_mask: torch.Tensor  # (H, W) bool, union of the oracle-causal objects
+
+
+@dataclass
+class Row:
+    results: list[HallucinationResult] = field(default_factory=list)
+    on_cause: list[bool] = field(default_factory=list)
+    insertion: list[float] = field(default_factory=list)
+    deletion: list[float] = field(default_factory=list)
+    forwards: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+def collect_cases(
+    wrapper: MLLMForwardWrapper, n_cases: int, seed: int, scan_limit: int
+) -> tuple[list[Case], dict[str, int]]:
+    """Scan partial-match seeds for false "yes" answers with an oracle-causal object."""
+    cases: list[Case] = []
+    stats = {"scanned": 0, "false_yes": 0, "no_single_cause": 0, "cause_outside_candidates": 0}
+    for scene_seed in range(seed, seed + scan_limit):
+        if len(cases) == n_cases:
+            break
+        scene = generate_scene(scene_seed, kind="partial_match")
+        question = scene.questions[0]
+        stats["scanned"] += 1
+        prompt = question_prompt(question)
+        probe = wrapper.prepare(scene.image, prompt, "no")
+        answer = wrapper.generate(probe.image, probe, max_new_tokens=4)[0]
+        if answer_word(answer) != "yes":
+            continue
+        stats["false_yes"] += 1
+        masks = torch.stack(
+            [wrapper.resize_labels(obj.mask.astype("int64")) > 0 for obj in scene.objects]
+        )
+        removed = torch.where(masks[:, None], torch.zeros(()), probe.image)
+        answers = wrapper.generate(removed, probe, max_new_tokens=4)
+        causes = [i for i, text in enumerate(answers) if answer_word(text) == "no"]
+        if not causes:
+            stats["no_single_cause"] += 1
+            continue
+        if not set(causes) <= set(question.candidate_causes):
+            stats["cause_outside_candidates"] += 1
+        case = prepare_case(wrapper, scene.image, prompt, answer=answer, correct=question.answer)
+        cases.append(
+            Case(scene_seed, prompt, case, causes, question.candidate_causes, masks[causes].any(0))
+        )
+    return cases, stats
+
+
+def _counted(wrapper: MLLMForwardWrapper, compute: Callable[[], torch.Tensor]):
+    images = [0]
+    handle = wrapper.register_forward_pre_hook(
+        lambda _module, args: images.__setitem__(0, images[0] + int(args[0].shape[0]))
+    )
+    try:
+        attribution = compute()
+    finally:
+        handle.remove()
+    return attribution.detach().float().cpu().sum(dim=1, keepdim=True), images[0]
+
+
+def captum_map(
+    name: str, wrapper: MLLMForwardWrapper, case: HallucinationCase, mask: FeatureMask, args
+) -> tuple[torch.Tensor, int]:
+    """A Captum method's map of the correct first token (region methods on the same regions)."""
+    image, extra = case.image, (case.sample,)
+    batch = wrapper.batch_size
+    if name == "feature_ablation":
+        method = FeatureAblation(wrapper)
+        kwargs = {"perturbations_per_eval": batch}
+    elif name in ("kernel_shap", "lime"):
+        method = (KernelShap if name == "kernel_shap" else Lime)(wrapper)
+        kwargs = {"n_samples": args.samples, "perturbations_per_eval": batch}
+    elif name == "integrated_gradients":
+        method = IntegratedGradients(wrapper)
+        return _counted(
+            wrapper,
+            lambda: method.attribute(
+                image,
+                baselines=0.0,
+                additional_forward_args=extra,
+                n_steps=args.ig_steps,
+                internal_batch_size=batch,
+            ),
+        )
+    else:
+        raise ValueError(f"unknown Captum method {name!r}")
+    return _counted(
+        wrapper,
+        lambda: method.attribute(
+            image, baselines=0.0, additional_forward_args=extra, feature_mask=mask.mask, **kwargs
+        ),
+    )
+
+
+def _on_cause(result: HallucinationResult, cause_mask: torch.Tensor) -> bool:
+    region = result.feature_mask[0, 0] == result.removal_order[0]
+    overlap = (region & cause_mask).sum().item() / region.sum().item()
+    return overlap >= CAUSE_OVERLAP
+
+
+def run_case(
+    wrapper: MLLMForwardWrapper, item: Case, n_segments: int, methods: list[str], rows, args
+) -> None:
+    case = item.case
+    mask = FeatureMask.slico(case.image, n_segments=n_segments)
+    explanation = None
+    for name in methods:
+        started = time.perf_counter()
+        if name in ("eagle", "eagle-gain"):
+            result = explain_hallucination(
+                wrapper,
+                case,
+                mask,
+                rule="order" if name == "eagle" else "gain",
+                explanation=explanation,
+            )
+            fresh = explanation is None
+            explanation = result.explanation
+            attribution = explanation.attribution_map().float()
+            forwards = explanation.forwards if fresh else 0
+        else:
+            if name == "random":
+                generator = torch.Generator().manual_seed(
+                    args.seed * 1_000_003 + item.seed * 101 + n_segments
+                )
+                attribution = torch.rand(mask.n_regions, generator=generator)[mask.mask]
+                forwards = 0
+            else:
+                attribution, forwards = captum_map(name, wrapper, case, mask, args)
+            result = mitigate(
+                wrapper, case, mask, attribution=attribution, hallucination_end="low", method=name
+            )
+        seconds = time.perf_counter() - started
+        row = rows.setdefault((n_segments, name), Row())
+        row.results.append(result)
+        row.on_cause.append(_on_cause(result, item.cause_mask))
+        row.insertion.append(
+            insertion_curve(wrapper, case.sample, attribution, feature_mask=mask).auc
+        )
+        row.deletion.append(
+            deletion_curve(wrapper, case.sample, attribution, feature_mask=mask).auc
+        )
+        row.forwards.append(forwards)
+        row.seconds.append(seconds)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def format_table(rows: dict[tuple[int, str], Row], methods: list[str]) -> str:
+    lines = [
+        "| regions | method | cases | AMCR ↓ | CSR@10% ↑ | CSR@25% ↑ | corrected | cause@1 ↑ "
+        "| insertion AUC ↑ | deletion AUC ↓ | forwards/case | s/case |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n_segments in sorted({key[0] for key in rows}):
+        for name in methods:
+            row = rows.get((n_segments, name))
+            if row is None or not row.results:
+                continue
+            regions = _mean([r.n_regions for r in row.results])
+            corrected = sum(r.corrected for r in row.results) / len(row.results)
+            lines.append(
+                f"| {n_segments} (~{regions:.1f}) | {name} | {len(row.results)} "
+                f"| {amcr(row.results):.3f} | {csr(row.results, 0.10):.3f} "
+                f"| {csr(row.results, 0.25):.3f} | {corrected:.3f} | {_mean(row.on_cause):.3f} "
+                f"| {_mean(row.insertion):.3f} | {_mean(row.deletion):.3f} "
+                f"| {_mean(row.forwards):.0f} | {_mean(row.seconds):.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=100, help="hallucination cases to collect")
+    parser.add_argument("--seed", type=int, default=0, help="first scene seed (and random order)")
+    parser.add_argument("--scan-limit", type=int, default=5000, help="most scene seeds to scan")
+    parser.add_argument(
+        "--regions", type=int, nargs="+", default=[32, 16, 64], help="SLICO region counts, in order"
+    )
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--samples", type=int, default=256, help="KernelShap / Lime samples")
+    parser.add_argument("--ig-steps", type=int, default=32, help="IntegratedGradients steps")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per forward")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop starting new cases after this many minutes (partial counts are reported)",
+    )
+    parser.add_argument("--weights", default=None, help="shapes model folder (default: bundled)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    started = time.perf_counter()
+    torch.manual_seed(args.seed)
+    wrapper = MLLMForwardWrapper(*load_default_model(path=args.weights), batch_size=args.batch_size)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    print(f"command: python benchmarks/hallucination.py {' '.join(argv or sys.argv[1:])}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} "
+        f"torch threads, torch {torch.__version__}, commit {commit}"
+    )
+    cases, stats = collect_cases(wrapper, args.cases, args.seed, args.scan_limit)
+    print(
+        f"cases: {len(cases)} false-yes cases with an oracle-causal object, from "
+        f"{stats['scanned']} partial-match scenes ({stats['false_yes']} false 'yes'; "
+        f"{stats['no_single_cause']} without a single-object cause, skipped; "
+        f"{stats['cause_outside_candidates']} with a cause outside candidate_causes); "
+        f"{time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    rows: dict[tuple[int, str], Row] = {}
+    budget = None if args.max_minutes is None else args.max_minutes * 60
+    for n_segments in args.regions:
+        for index, item in enumerate(cases):
+            if budget is not None and time.perf_counter() - started > budget:
+                print(f"time budget reached at {n_segments} regions after {index} cases")
+                break
+            run_case(wrapper, item, n_segments, args.methods, rows, args)
+            print(
+                f"[{n_segments} regions] case {index + 1}/{len(cases)} (seed {item.seed}) "
+                f"{time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        print(f"\n{format_table(rows, args.methods)}\n", flush=True)
+    print(f"total {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
