@@ -82,6 +82,7 @@ __all__ = [
     "load_sample",
     "main",
     "merge",
+    "register_method",
     "run",
 ]
 
@@ -155,10 +156,6 @@ class _Explanation:
 
 
 # -- methods -----------------------------------------------------------------------------------
-def _perturbations(wrapper: MLLMForwardWrapper, config: RunConfig) -> int:
-    return config.batch_size if isinstance(config.batch_size, int) else wrapper.batch_size
-
-
 def _eagle(wrapper, sample, mask, config) -> _Explanation:
     result = EagleAttribution(wrapper).explain(
         sample.image,
@@ -195,8 +192,12 @@ def _counted(wrapper: MLLMForwardWrapper, compute: Callable[[], torch.Tensor]) -
         attribution = compute()
     finally:
         handle.remove()
-    attribution = attribution.detach().float().cpu().sum(dim=1, keepdim=True)
-    return _Explanation(attribution, images[0], time.perf_counter() - started)
+    attribution = attribution.detach().float().cpu()
+    if attribution.ndim == 2:
+        attribution = attribution[None, None]
+    return _Explanation(
+        attribution.sum(dim=1, keepdim=True), images[0], time.perf_counter() - started
+    )
 
 
 def _random(wrapper, sample, mask, config) -> _Explanation:
@@ -218,7 +219,7 @@ def _n_samples(wrapper, mask, config) -> int:
 
 
 def _per_eval(wrapper, mask, config) -> int:
-    return _perturbations(wrapper, config)
+    return config.batch_size if isinstance(config.batch_size, int) else wrapper.batch_size
 
 
 def _occlusion_window(wrapper, mask, config) -> tuple[int, int, int]:
@@ -276,6 +277,39 @@ Occlusion) are summed over colour channels."""
 def list_methods() -> list[str]:
     """Names of the methods :func:`run` accepts."""
     return sorted(METHODS)
+
+
+def register_method(
+    name: str,
+    attribute: Callable[[MLLMForwardWrapper, PreparedSample, FeatureMask, RunConfig], torch.Tensor],
+) -> None:
+    r"""Add a method (e.g. a benchmark's Grad-CAM baseline) that :func:`run` can use by name.
+
+    Args:
+        name (str): the name for ``RunConfig(method=name)``; must be new.
+        attribute (callable): ``attribute(wrapper, sample, feature_mask, config)`` returning a map
+            of ``sample.image``: ``(1, C, H, W)`` (channels are summed) or ``(H, W)``. Its
+            forwards through the wrapper are counted; it is seeded per sample like the others.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum.attr import Saliency
+        >>> from captum_eagle.runner import RunConfig, register_method
+        >>> def absolute_saliency(wrapper, sample, feature_mask, config):
+        ...     grads = Saliency(wrapper).attribute(sample.image, additional_forward_args=(sample,))
+        ...     return grads.abs()
+        >>> register_method("absolute_saliency", absolute_saliency)
+        >>> RunConfig(method="absolute_saliency").method
+        'absolute_saliency'
+    """
+    if name in METHODS:
+        raise ValueError(f"A method named {name!r} exists already; pick another name.")
+
+    def explain(wrapper, sample, mask, config) -> _Explanation:
+        return _counted(wrapper, lambda: attribute(wrapper, sample, mask, config))
+
+    METHODS[name] = explain
 
 
 # -- one sample --------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from captum_eagle.runner import (
     load_sample,
     main,
     merge,
+    register_method,
     run,
 )
 from captum_eagle.testing import tiny_model
@@ -296,6 +297,17 @@ def test_other_settings_in_the_same_folder_are_refused(
     assert "regions: 6 -> 8" in capsys.readouterr().err
 
 
+BRIGHTNESS_INPUTS: list[torch.Tensor] = []
+
+
+def _brightness(wrapper, sample, feature_mask, config) -> torch.Tensor:
+    BRIGHTNESS_INPUTS.append(sample.image.clone())
+    return sample.image.clone()
+
+
+register_method("brightness", _brightness)
+
+
 def test_baselines_through_the_same_runner_and_merged_table(
     single: Path, tmp_path: Path, model: str, capsys: pytest.CaptureFixture
 ) -> None:
@@ -319,6 +331,12 @@ def test_baselines_through_the_same_runner_and_merged_table(
         assert saved["order"].tolist() == torch.sort(-values, stable=True).indices.tolist()
     record = load_results(outs[0])["s"]
     assert record["forwards"] == record["n_regions"] + 1
+    brightness = tmp_path / "brightness"
+    config = RunConfig(method="brightness", regions=6, pointing="sentence")
+    run(manifest, brightness, model=model, config=config, show_progress=False)
+    saved = load_sample(brightness, "s")
+    assert torch.equal(saved["attribution"], BRIGHTNESS_INPUTS[-1].sum(dim=1, keepdim=True))
+    assert load_results(brightness)["s"]["forwards"] == 0
     assert load_results(outs[1])["s"]["forwards"] == 8
 
     assert main(["--merge", str(single), *map(str, outs)]) == 0
