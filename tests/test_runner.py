@@ -385,3 +385,43 @@ def test_wrong_yes_no_answers_are_mitigated_and_merged(tmp_path: Path, model: st
         assert (row["amcr"], row["csr_10"]) == (amcr([fraction]), csr([fraction]))
         saved = load_sample(out, "wrong")
         assert saved["hallucination_map"].shape == saved["feature_mask"].shape
+
+
+def test_coco_manifest_runs_end_to_end(tmp_path: Path, model: str) -> None:
+    from captum_eagle.datasets import coco_captions_manifest, write_manifest
+
+    images = tmp_path / "val2017"
+    images.mkdir()
+    array = np.full((30, 48, 3), 20, dtype=np.uint8)
+    array[8:20, 20:34] = (220, 30, 30)  # the "cat"
+    Image.fromarray(array).save(images / "000000000001.jpg")
+    listing = [{"id": 1, "file_name": "000000000001.jpg", "height": 30, "width": 48}]
+    captions = {"images": listing, "annotations": [{"image_id": 1, "caption": "a red cat"}]}
+    instances = {
+        "images": listing,
+        "categories": [{"id": 17, "name": "cat"}, {"id": 18, "name": "dog"}],
+        "annotations": [
+            {"image_id": 1, "category_id": 17, "bbox": [20, 8, 14, 12],
+             "segmentation": [[20, 8, 34, 8, 34, 20, 20, 20]]},
+            {"image_id": 1, "category_id": 18, "bbox": [0, 0, 4, 4],
+             "segmentation": [[0, 0, 4, 0, 4, 4, 0, 4]]},
+        ],
+    }  # fmt: skip
+    (tmp_path / "captions.json").write_text(json.dumps(captions))
+    (tmp_path / "instances.json").write_text(json.dumps(instances))
+    entries = coco_captions_manifest(
+        tmp_path / "captions.json",
+        images,
+        instances=tmp_path / "instances.json",
+        masks_dir=tmp_path / "masks",
+        explain="reference",
+    )
+    manifest = write_manifest(entries, tmp_path / "coco.jsonl")
+    out = tmp_path / "out"
+    run(manifest, out, model=model, config=CONFIG, show_progress=False)
+    record = load_results(out)["coco-1"]
+    assert record["status"] == "ok" and record["answer"] == "a red cat"
+    assert record["pointing"]["dog"] == {"present": False}
+    cat = record["pointing"]["cat"]
+    assert cat["tokens"] == [2] and set(cat) == {"present", "tokens", "box", "mask"}
+    assert record["meta"] == {"references": ["a red cat"], "coco_id": 1}
