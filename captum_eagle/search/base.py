@@ -153,7 +153,7 @@ def list_searches() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_search(search: str | SearchStrategy, **options: Any) -> SearchStrategy:
+def get_search(search: str | SearchStrategy, /, **options: Any) -> SearchStrategy:
     """Resolve a strategy name (with options) or pass an instance through."""
     if isinstance(search, SearchStrategy):
         if options:

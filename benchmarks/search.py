@@ -1,0 +1,232 @@
+r"""Search-strategy benchmark: forwards, time and faithfulness of each strategy against exact.
+
+On generated scenes of the bundled shapes model (``captum_eagle.zoo``), every strategy explains the
+model's own caption (all answer tokens) over the same SLICO regions, N = 32 and 64 by default.
+Per strategy and N it reports, averaged over scenes: model forwards and seconds per explanation,
+insertion AUC (↑) and deletion AUC (↓) of :mod:`captum_eagle.metrics` (K = N equal-area steps), and
+the pointing game of the sentence-level map against the union of the scene's object masks (the
+paper's rule, where a tied maximum counts, and the tie-aware expected hit); each also as a ratio to
+the exact greedy on the same scenes (forwards: how many times fewer). Captum's KernelShap
+(200 samples) on the same regions is the reference row.
+
+Strategies are named as in ``captum_eagle.search`` with options after a colon, e.g.
+``stochastic:fraction=0.1`` or ``early_stop:search=lazy,tolerance=0.1``.
+
+Usage::
+
+    python benchmarks/search.py --scenes 50 --regions 32 64 --seed 0
+    python benchmarks/search.py --model tiny --scenes 2 --regions 8   # smoke run, random model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from captum.attr import KernelShap
+
+from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper
+from captum_eagle.metrics import deletion_curve, insertion_curve, pointing_game
+from captum_eagle.search import SearchStrategy, get_search
+from captum_eagle.zoo import DEFAULT_CAPTION_PROMPT, generate_scenes
+
+DEFAULT_SEARCHES = (
+    "exact",
+    "lazy",
+    "stochastic",
+    "stochastic:fraction=0.1",
+    "bidirectional",
+    "early_stop",
+    "early_stop:search=lazy",
+)
+
+
+def parse_search(spec: str) -> tuple[str, SearchStrategy]:
+    r"""``"name:key=value,key=value"`` to a strategy (values parsed as int, float or text)."""
+    name, _, options = spec.partition(":")
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, options.split(",")):
+        key, _, text = item.partition("=")
+        for cast in (int, float):
+            try:
+                kwargs[key] = cast(text)
+                break
+            except ValueError:
+                continue
+        else:
+            kwargs[key] = text
+    return spec, get_search(name, **kwargs)
+
+
+def load_wrapper(model: str, batch_size: int) -> MLLMForwardWrapper:
+    if model == "tiny":
+        from captum_eagle.testing import tiny_model
+
+        return MLLMForwardWrapper(*tiny_model("llava", image_size=64), batch_size=batch_size)
+    from captum_eagle.zoo import load_default_model
+
+    return MLLMForwardWrapper(*load_default_model(), batch_size=batch_size)
+
+
+def evaluate(wrapper, sample, mask, attribution, objects) -> dict[str, float]:
+    insertion = insertion_curve(wrapper, sample, attribution, feature_mask=mask)
+    deletion = deletion_curve(wrapper, sample, attribution, feature_mask=mask)
+    union = torch.zeros(mask.mask.shape[-2:], dtype=torch.bool)
+    for item in objects:
+        union |= torch.as_tensor(item.mask)
+    pointing = pointing_game(attribution, mask=union)
+    return {
+        "insertion": insertion.auc,
+        "deletion": deletion.auc,
+        "pointing": float(pointing.hit),
+        "pointing_tie_aware": pointing.tie_aware,
+    }
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    wrapper = load_wrapper(args.model, args.batch_size)
+    searches = [parse_search(spec) for spec in args.searches]
+    eagle = EagleAttribution(wrapper)
+    records = []
+    scenes = generate_scenes(args.scenes, seed=args.seed, kind=args.kind)
+    warm_up = wrapper.prepare(scenes[0].image, DEFAULT_CAPTION_PROMPT, scenes[0].caption)
+    eagle.explain(
+        warm_up.image,
+        feature_mask=FeatureMask.grid(warm_up.image, 2, 2),
+        additional_forward_args=(warm_up,),
+        batch_size=args.batch_size,
+    )
+    for index, scene in enumerate(scenes):
+        if args.model == "tiny":
+            sample = wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT, scene.caption)
+        else:
+            sample = wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT)
+        for n_regions in args.regions:
+            mask = FeatureMask.slico(sample.image, n_regions)
+            base = {"scene": index, "regions": n_regions, "n": mask.n_regions}
+            for name, strategy in searches:
+                result = eagle.explain(
+                    sample.image,
+                    feature_mask=mask,
+                    additional_forward_args=(sample,),
+                    search=strategy,
+                    batch_size=args.batch_size,
+                )
+                metrics = evaluate(wrapper, sample, mask, result.attribution_map(), scene.objects)
+                records.append(
+                    {
+                        **base,
+                        "search": name,
+                        "forwards": result.forwards,
+                        "seconds": result.seconds,
+                        **metrics,
+                    }
+                )
+            if args.kernel_shap_samples:
+                started = time.perf_counter()
+                with torch.no_grad():
+                    attribution = KernelShap(wrapper).attribute(
+                        sample.image,
+                        baselines=0.0,
+                        feature_mask=mask.mask,
+                        n_samples=args.kernel_shap_samples,
+                        perturbations_per_eval=args.batch_size,
+                        additional_forward_args=(sample,),
+                    )
+                seconds = time.perf_counter() - started
+                metrics = evaluate(wrapper, sample, mask, attribution, scene.objects)
+                records.append(
+                    {
+                        **base,
+                        "search": f"KernelShap ({args.kernel_shap_samples} samples)",
+                        "forwards": args.kernel_shap_samples,
+                        "seconds": seconds,
+                        **metrics,
+                    }
+                )
+        print(f"scene {index + 1}/{len(scenes)} done: {sample.answer!r}", flush=True)
+    return records
+
+
+def table(records: list[dict[str, Any]]) -> str:
+    r"""Markdown table: per N and strategy, means over scenes and ratios to exact."""
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[(record["regions"], record["search"])].append(record)
+
+    def mean(rows, key):
+        return sum(row[key] for row in rows) / len(rows)
+
+    header = (
+        "| N | search | scenes | forwards | × fewer | seconds | insertion AUC ↑ | ins. / exact | "
+        "deletion AUC ↓ | del. / exact | pointing ↑ | tie-aware ↑ | point. / exact |"
+    )
+    lines = [header, "|" + "---|" * 13]
+    for n_regions in sorted({key[0] for key in groups}):
+        exact = groups.get((n_regions, "exact"))
+        names = [name for regions, name in groups if regions == n_regions]
+        for name in names:
+            rows = groups[(n_regions, name)]
+            values = {k: mean(rows, k) for k in ("forwards", "seconds", "insertion", "deletion")}
+            values["pointing"] = mean(rows, "pointing")
+            values["tie"] = mean(rows, "pointing_tie_aware")
+            if exact:
+                fewer = mean(exact, "forwards") / values["forwards"]
+                ratios = [
+                    values["insertion"] / mean(exact, "insertion"),
+                    values["deletion"] / mean(exact, "deletion"),
+                    _ratio(values["pointing"], mean(exact, "pointing")),
+                ]
+            else:
+                fewer, ratios = math.nan, [math.nan] * 3
+            actual = sorted({row["n"] for row in rows})
+            label = f"{n_regions} ({actual[0]}–{actual[-1]})" if len(actual) > 1 else str(actual[0])
+            lines.append(
+                f"| {label} | {name} | {len(rows)} | {values['forwards']:.0f} | {fewer:.1f} | "
+                f"{values['seconds']:.2f} | {values['insertion']:.4f} | {ratios[0]:.3f} | "
+                f"{values['deletion']:.4f} | {ratios[1]:.3f} | {values['pointing']:.2f} | "
+                f"{values['tie']:.2f} | {ratios[2]:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def _ratio(value: float, reference: float) -> float:
+    return value / reference if reference else math.nan
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenes", type=int, default=50)
+    parser.add_argument("--regions", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated scenes")
+    parser.add_argument("--kind", default="plain", help="scene kind (captum_eagle.zoo)")
+    parser.add_argument("--searches", nargs="+", default=list(DEFAULT_SEARCHES))
+    parser.add_argument("--kernel-shap-samples", type=int, default=200, help="0: no KernelShap")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--model", choices=("shapes", "tiny"), default="shapes")
+    parser.add_argument("--out", type=Path, default=None, help="also write the records (JSON)")
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads); model: {args.model}",
+        flush=True,
+    )
+    started = time.perf_counter()
+    records = run(args)
+    if args.out:
+        args.out.write_text(json.dumps(records, indent=1))
+    print(f"\ntotal {time.perf_counter() - started:.0f} s\n")
+    print(table(records))
+
+
+if __name__ == "__main__":
+    main()
