@@ -50,6 +50,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -561,8 +562,8 @@ def _sample_file_name(sample_id: str) -> str:
     return f"{safe}.pt"
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+def _atomic_write(path: Path, write: Callable[[Any], None], prefix: str = ".tmp-") -> None:
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=path.suffix)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
@@ -830,6 +831,9 @@ def _run_shard(
 ) -> RunSummary:
     results_path = out / f"results-rank{rank}.jsonl"
     _repair_tail(results_path)
+    temporary_prefix = f".tmp-rank{rank}-"
+    for stale in (out / "samples").glob(f"{temporary_prefix}*"):  # left by a killed run
+        stale.unlink()
     recorded = load_results(out)
     done = {i for i, r in recorded.items() if r["status"] == "ok" or not retry_errors}
     shard = [line for line in lines if line.index % world_size == rank]
@@ -871,7 +875,7 @@ def _run_shard(
                     }
                 else:
                     file = samples_dir / _sample_file_name(line.id)
-                    _atomic_write(file, lambda handle, c=content: torch.save(c, handle))
+                    _atomic_write(file, partial(torch.save, content), temporary_prefix)
                     record = {
                         **base,
                         "status": "ok",

@@ -230,12 +230,15 @@ def test_killed_run_resumes_without_loss_or_duplicates(
     assert 4 <= recorded < N_SAMPLES + 2, "the run was not killed midway"
     with results.open("a") as handle:  # what a kill during a write leaves behind
         handle.write('{"id": "scene-11", "status": "o')
+    (out / "samples" / ".tmp-rank0-x1y2.pt").write_bytes(b"half a sample")
 
     summary = run(manifest, out, model=model, config=CONFIG, show_progress=False)
     assert summary.skipped == recorded
     assert summary.finished + summary.errors == N_SAMPLES + 2 - recorded
     ids = [line["id"] for line in _lines(out)]
     assert len(ids) == len(set(ids)) == N_SAMPLES + 2
+    assert not list((out / "samples").glob(".tmp-*"))
+    assert len(list((out / "samples").glob("*.pt"))) == N_SAMPLES
     _assert_same_results(out, single)
 
     again = run(manifest, out, model=model, config=CONFIG, show_progress=False)
