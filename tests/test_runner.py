@@ -253,8 +253,8 @@ def test_max_samples_and_retry_errors(tmp_path: Path, model: str) -> None:
     rows = [
         {"id": "a", "image": "images/a.png", "prompt": "describe", "target": "a red circle"},
         {"id": "b", "image": "images/b.png", "prompt": "describe", "target": "a red circle"},
-        {"id": "c", "image": "images/a.png", "prompt": "describe", "target": "a cat",
-         "masks": {"cat": "nowhere.npy"}},
+        {"id": "c", "image": "images/a.png", "prompt": "describe", "target": "a red circle",
+         "masks": {"circle": "nowhere.npy"}},
     ]  # fmt: skip
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -396,13 +396,13 @@ def test_coco_manifest_runs_end_to_end(tmp_path: Path, model: str) -> None:
     images = tmp_path / "val2017"
     images.mkdir()
     array = np.full((30, 48, 3), 20, dtype=np.uint8)
-    array[8:20, 20:34] = (220, 30, 30)  # the "cat"
+    array[8:20, 20:34] = (220, 30, 30)  # the "circle" (words both test models know)
     Image.fromarray(array).save(images / "000000000001.jpg")
     listing = [{"id": 1, "file_name": "000000000001.jpg", "height": 30, "width": 48}]
-    captions = {"images": listing, "annotations": [{"image_id": 1, "caption": "a red cat"}]}
+    captions = {"images": listing, "annotations": [{"image_id": 1, "caption": "a red circle"}]}
     instances = {
         "images": listing,
-        "categories": [{"id": 17, "name": "cat"}, {"id": 18, "name": "dog"}],
+        "categories": [{"id": 17, "name": "circle"}, {"id": 18, "name": "square"}],
         "annotations": [
             {"image_id": 1, "category_id": 17, "bbox": [20, 8, 14, 12],
              "segmentation": [[20, 8, 34, 8, 34, 20, 20, 20]]},
@@ -423,8 +423,8 @@ def test_coco_manifest_runs_end_to_end(tmp_path: Path, model: str) -> None:
     out = tmp_path / "out"
     run(manifest, out, model=model, config=CONFIG, show_progress=False)
     record = load_results(out)["coco-1"]
-    assert record["status"] == "ok" and record["answer"] == "a red cat"
-    assert record["pointing"]["dog"] == {"present": False}
-    cat = record["pointing"]["cat"]
-    assert cat["tokens"] == [2] and set(cat) == {"present", "tokens", "box", "mask"}
-    assert record["meta"] == {"references": ["a red cat"], "coco_id": 1}
+    assert record["status"] == "ok" and record["answer"] == "a red circle"
+    assert record["pointing"]["square"] == {"present": False}
+    circle = record["pointing"]["circle"]
+    assert circle["tokens"] == [2] and set(circle) == {"present", "tokens", "box", "mask"}
+    assert record["meta"] == {"references": ["a red circle"], "coco_id": 1}
