@@ -15,6 +15,7 @@ Strategies are named as in ``captum_eagle.search`` with options after a colon, e
 Usage::
 
     python benchmarks/search.py --scenes 50 --regions 32 64 --seed 0
+    python benchmarks/search.py --scenes 50 10 --regions 32 64   # 10 scenes at N = 64
     python benchmarks/search.py --model tiny --scenes 2 --regions 8   # smoke run, random model
 """
 
@@ -46,6 +47,7 @@ DEFAULT_SEARCHES = (
     "bidirectional",
     "early_stop",
     "early_stop:search=lazy",
+    "efficient",
 )
 
 
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     searches = [parse_search(spec) for spec in args.searches]
     eagle = EagleAttribution(wrapper)
     records = []
-    scenes = generate_scenes(args.scenes, seed=args.seed, kind=args.kind)
+    scenes = generate_scenes(max(args.scenes), seed=args.seed, kind=args.kind)
     warm_up = wrapper.prepare(scenes[0].image, DEFAULT_CAPTION_PROMPT, scenes[0].caption)
     eagle.explain(
         warm_up.image,
@@ -109,7 +111,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             sample = wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT, scene.caption)
         else:
             sample = wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT)
-        for n_regions in args.regions:
+        for n_regions, n_scenes in zip(args.regions, args.scenes, strict=True):
+            if index >= n_scenes:
+                continue
             mask = FeatureMask.slico(sample.image, n_regions)
             base = {"scene": index, "regions": n_regions, "n": mask.n_regions}
             for name, strategy in searches:
@@ -153,6 +157,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     }
                 )
         print(f"scene {index + 1}/{len(scenes)} done: {sample.answer!r}", flush=True)
+        if args.out:
+            args.out.write_text(json.dumps(records, indent=1))
+        if (index + 1) % 10 == 0 and index + 1 < len(scenes):
+            print(table(records), flush=True)
     return records
 
 
@@ -204,7 +212,13 @@ def _ratio(value: float, reference: float) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenes", type=int, default=50)
+    parser.add_argument(
+        "--scenes",
+        type=int,
+        nargs="+",
+        default=[50],
+        help="scenes per explanation size: one number for all, or one per --regions value",
+    )
     parser.add_argument("--regions", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated scenes")
     parser.add_argument("--kind", default="plain", help="scene kind (captum_eagle.zoo)")
@@ -213,7 +227,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--model", choices=("shapes", "tiny"), default="shapes")
     parser.add_argument("--out", type=Path, default=None, help="also write the records (JSON)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 is fastest on a shared, busy CPU: no spin-waiting)",
+    )
     args = parser.parse_args(argv)
+    if len(args.scenes) == 1:
+        args.scenes = args.scenes * len(args.regions)
+    if len(args.scenes) != len(args.regions):
+        parser.error("--scenes takes one number or one per --regions value.")
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
@@ -222,8 +247,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     started = time.perf_counter()
     records = run(args)
-    if args.out:
-        args.out.write_text(json.dumps(records, indent=1))
     print(f"\ntotal {time.perf_counter() - started:.0f} s\n")
     print(table(records))
 

@@ -15,6 +15,7 @@ from captum_eagle.objective import SubsetScores
 from captum_eagle.search import (
     BidirectionalGreedy,
     EarlyStop,
+    EfficientGreedy,
     ExactGreedy,
     LazyGreedy,
     SearchState,
@@ -27,7 +28,7 @@ from captum_eagle.search import (
 from captum_eagle.search.reference import naive_greedy
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ("lazy", "stochastic", "bidirectional")
+FAST = ("lazy", "stochastic", "bidirectional", "efficient")
 # Valid orders are checked on all three families; the rest runs on LLaVA only to stay fast.
 LLAVA_ONLY = pytest.mark.parametrize("family", ["llava"], indirect=True)
 
@@ -57,7 +58,8 @@ def exact(explain):
 
 
 def test_registry_lists_every_strategy() -> None:
-    assert {"exact", "lazy", "stochastic", "bidirectional", "early_stop"} <= set(list_searches())
+    names = {"exact", "lazy", "stochastic", "bidirectional", "early_stop", "efficient"}
+    assert names <= set(list_searches())
     assert isinstance(get_search("lazy"), LazyGreedy)
     assert get_search("stochastic", fraction=0.5, seed=3).seed == 3
 
@@ -65,7 +67,7 @@ def test_registry_lists_every_strategy() -> None:
 def test_unknown_strategy_error_lists_valid_names() -> None:
     with pytest.raises(ValueError, match="Unknown search strategy 'greedy'") as error:
         get_search("greedy")
-    for name in ("bidirectional", "early_stop", "exact", "lazy", "stochastic"):
+    for name in ("bidirectional", "early_stop", "efficient", "exact", "lazy", "stochastic"):
         assert repr(name) in str(error.value)
 
 
@@ -79,6 +81,9 @@ def test_unknown_strategy_error_lists_valid_names() -> None:
         (lambda: EarlyStop(tolerance=1.0), r"tolerance must be in \[0, 1\)"),
         (lambda: EarlyStop(EarlyStop()), "cannot wrap another EarlyStop"),
         (lambda: EarlyStop("nope"), "choose one of"),
+        (lambda: EfficientGreedy(fraction=2.0), r"fraction must be in \(0, 1\]"),
+        (lambda: EfficientGreedy(regions_per_step=0), "regions_per_step must be >= 1"),
+        (lambda: EfficientGreedy(min_candidates=0), "min_candidates must be >= 1"),
     ],
 )
 def test_bad_options_raise(make, message) -> None:
@@ -94,6 +99,7 @@ ALL = [
     BidirectionalGreedy(back="removal"),
     "early_stop",
     EarlyStop("lazy", tolerance=0.2),
+    "efficient",
 ]
 
 
@@ -119,10 +125,10 @@ def test_fast_strategies_use_fewer_forwards_than_exact(explain, exact, search) -
 
 
 @LLAVA_ONLY
-def test_lazy_and_bidirectional_start_like_exact(explain, exact) -> None:
-    # Step 1 of both scores every region against the empty front, as the exact greedy does.
-    assert explain("lazy").order[0] == exact.order[0]
-    assert explain("bidirectional").order[0] == exact.order[0]
+def test_lazy_bidirectional_efficient_start_like_exact(explain, exact) -> None:
+    # Step 1 of these scores every region against the empty front, as the exact greedy does.
+    for search in ("lazy", "bidirectional", "efficient"):
+        assert explain(search).order[0] == exact.order[0]
 
 
 @LLAVA_ONLY
@@ -265,12 +271,16 @@ def test_fast_strategies_cost_on_a_known_objective() -> None:
     run_search(ExactGreedy(), exact)
     assert exact.forwards == n * (n + 1)
     costs = {}
-    for strategy in (LazyGreedy(), StochasticGreedy(fraction=0.25), BidirectionalGreedy()):
+    strategies = (LazyGreedy(), StochasticGreedy(fraction=0.25), BidirectionalGreedy())
+    for strategy in (*strategies, EfficientGreedy()):
         scorer = CoverageScorer(n, 40, 0)
         run_search(strategy, scorer)
         costs[strategy.name] = scorer.forwards
     # bidirectional: 2|R| for |R| = 12, 10, ..., 2, plus F(∅) (later fronts were candidates)
     assert costs["bidirectional"] == 2 * sum(range(2, n + 1, 2)) + 2
+    # efficient: all 12, then max(4, ceil(|R| / 4)) for |R| = 10, 8, 6, 4, 2 (2 placed per
+    # step), plus F(front) of each step (a front grown by two was never a candidate)
+    assert costs["efficient"] == 2 * (12 + 4 + 4 + 4 + 4 + 2) + 2 * 6
     assert all(cost < exact.forwards for cost in costs.values())
 
 

@@ -12,6 +12,7 @@ from captum_eagle.search.base import (
 )
 from captum_eagle.search.bidirectional import BidirectionalGreedy
 from captum_eagle.search.early_stop import EarlyStop
+from captum_eagle.search.efficient import EfficientGreedy
 from captum_eagle.search.exact import ExactGreedy
 from captum_eagle.search.lazy import LazyGreedy
 from captum_eagle.search.stochastic import StochasticGreedy
@@ -19,6 +20,7 @@ from captum_eagle.search.stochastic import StochasticGreedy
 __all__ = [
     "BidirectionalGreedy",
     "EarlyStop",
+    "EfficientGreedy",
     "ExactGreedy",
     "LazyGreedy",
     "SearchState",
