@@ -1,0 +1,759 @@
+r"""Faithfulness benchmark: Eagle against Captum's attribution methods on the bundled shapes model.
+
+On generated scenes (``captum_eagle.zoo``; kinds plain, redundant, partial_match, crowded) and
+SLICO partitions of 16, 32 and 64 regions, every method of :mod:`benchmarks.baselines` explains the
+same wrapper, sample and regions, and :mod:`captum_eagle.metrics` scores the maps by one protocol
+(``docs/method.md``, "Evaluation protocol"). Three tasks per scene:
+
+- ``caption``: the model's own caption of the scene, all answer tokens (sentence level);
+- ``word``: each colour / shape word of the caption that names a scene object
+  (``sample.with_targets(...)`` on that word), pointing game against that object's box and mask;
+- ``qa``: the scene's first yes/no question, first answer token of the model's own answer; pointing
+  game against the objects that match the question when the model answered "yes" and such objects
+  exist.
+
+The sampling methods (Lime, KernelShap, ShapleyValueSampling) run twice: at their usual default
+sample counts and with their forwards matched to Eagle's forwards on the same explanation
+(``<method>@eagle``). Captum's own multimodal path (``LLMAttribution(FeatureAblation)`` with
+``ImageMaskInput``) is timed on a few scenes as a speed row.
+
+Reported per method: insertion AUC ↑, deletion AUC ↓, Average Highest Score ↑, the same over
+sensitive tokens only, pointing game at box and mask level ↑ (the paper's rule, where a tied maximum
+counts, and the tie-aware expected hit), seconds and model forwards (images) per explanation. A
+paired comparison lists, per task / kind / region count, the methods Eagle beats, ties or loses to
+(95% interval of the paired mean difference excluding 0 or not).
+
+Usage::
+
+    python benchmarks/faithfulness.py --scenes 20 --regions 32 --out /tmp/faithfulness.json
+    python benchmarks/faithfulness.py --model tiny --scenes 1 --regions 6 --methods eagle random
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import platform
+import sys
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.baselines` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.baselines import SAMPLING_METHODS, get_method, list_methods  # noqa: E402
+from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
+from captum_eagle.metrics import deletion_curve, insertion_curve, pointing_game  # noqa: E402
+from captum_eagle.wrapper import PreparedSample  # noqa: E402
+from captum_eagle.zoo import (  # noqa: E402
+    COLOURS,
+    DEFAULT_CAPTION_PROMPT,
+    SCENE_KINDS,
+    SHAPES,
+    Scene,
+    generate_scene,
+    question_prompt,
+)
+from captum_eagle.zoo.evaluate import EVAL_SEED  # noqa: E402
+
+TASKS: tuple[str, ...] = ("caption", "word", "qa")
+METRICS: tuple[str, ...] = (
+    "insertion",
+    "deletion",
+    "ahs",
+    "sensitive_insertion",
+    "sensitive_deletion",
+    "point_box",
+    "point_box_tie",
+    "point_mask",
+    "point_mask_tie",
+    "seconds",
+    "forwards",
+)
+LOWER_IS_BETTER = {"deletion", "sensitive_deletion"}
+COMPARED = ("insertion", "deletion", "ahs", "point_mask_tie")
+EQUAL_BUDGET = "@eagle"
+
+
+# -- forward counting --------------------------------------------------------------------------
+class ForwardCounter:
+    r"""Counts the images a LLaVA-family model encodes and the language-model calls it makes.
+
+    Hooks sit on the vision tower (images: rows of its pixel input) and on the language model
+    (calls), so forwards are counted whether a method calls the model through the wrapper or calls
+    ``model.forward`` directly (Captum's ``LLMAttribution`` does).
+
+    Args:
+        model (nn.Module): a model with ``model.vision_tower`` and ``model.language_model``
+            submodules (``LlavaForConditionalGeneration``).
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        owner = getattr(model, "model", model)
+        if not hasattr(owner, "vision_tower") or not hasattr(owner, "language_model"):
+            raise ValueError(
+                f"ForwardCounter needs a LLaVA-style model; {type(model).__name__} has no "
+                "vision_tower / language_model."
+            )
+        self.vision, self.language = owner.vision_tower, owner.language_model
+        self.images = 0
+        self.calls = 0
+
+    def _count_images(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        pixels = args[0] if args else kwargs.get("pixel_values")
+        self.images += int(pixels.shape[0])
+
+    def _count_call(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        self.calls += 1
+
+    @contextmanager
+    def counting(self) -> Iterator[ForwardCounter]:
+        """Reset the counts and count the forwards inside the ``with`` block."""
+        self.images = self.calls = 0
+        handles = [
+            self.vision.register_forward_pre_hook(self._count_images, with_kwargs=True),
+            self.language.register_forward_pre_hook(self._count_call, with_kwargs=True),
+        ]
+        try:
+            yield self
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+# -- what is explained -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    r"""One explanation to compute: a sample (prompt, answer, targets) and its ground truth.
+
+    Attributes:
+        task (str): ``"caption"``, ``"word"`` or ``"qa"``.
+        kind (str): the scene kind.
+        scene (int): the scene seed.
+        label (str): what is explained (the word, the question, or ``"sentence"``).
+        sample (PreparedSample): the prepared sample with its target tokens.
+        box (Tensor or None): ``(H, W)`` bool, the union of the ground-truth boxes (pointing game).
+        mask (Tensor or None): ``(H, W)`` bool, the union of the ground-truth masks.
+    """
+
+    task: str
+    kind: str
+    scene: int
+    label: str
+    sample: PreparedSample
+    box: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+
+    @property
+    def key(self) -> str:
+        """Identifies the case across methods (for paired comparisons)."""
+        return f"{self.kind}/{self.scene}/{self.task}/{self.label}"
+
+
+def _object_regions(scene: Scene, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Union of the boxes and of the masks of the given scene objects, ``(H, W)`` bool each."""
+    height, width = scene.image.shape[:2]
+    box = torch.zeros(height, width, dtype=torch.bool)
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    for index in indices:
+        item = scene.objects[index]
+        x0, y0, x1, y1 = item.box  # inclusive pixel coordinates
+        box[y0 : y1 + 1, x0 : x1 + 1] = True
+        mask |= torch.from_numpy(np.asarray(item.mask, dtype=bool))
+    return box, mask
+
+
+def caption_phrases(sample: PreparedSample) -> list[tuple[str, str, list[int], list[int]]]:
+    r"""``(colour, shape, colour token indices, shape token indices)`` for each "colour shape"
+    phrase of the answer, in order."""
+    spans = [(word.lower(), indices) for word, indices in sample.word_spans()]
+    phrases = []
+    for (word, indices), (following, following_indices) in itertools.pairwise(spans):
+        if word in COLOURS and following in SHAPES:
+            phrases.append((word, following, indices, following_indices))
+    return phrases
+
+
+def match_phrases(
+    scene: Scene, phrases: list[tuple[str, str, list[int], list[int]]]
+) -> list[tuple[int, tuple[str, str, list[int], list[int]]]]:
+    r"""Pair caption phrases with scene objects: ``[(object index, phrase)]``.
+
+    The k-th phrase naming a (colour, shape) pair is matched to the k-th object (left to right) with
+    that pair, but only when the caption names the pair exactly as many times as the scene holds it;
+    phrases for absent or miscounted objects are left out (their ground truth is ambiguous).
+    """
+    phrases_by_pair: dict[tuple[str, str], list] = defaultdict(list)
+    for phrase in phrases:
+        phrases_by_pair[phrase[:2]].append(phrase)
+    objects_by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, item in enumerate(scene.objects):
+        objects_by_pair[(item.colour, item.shape)].append(index)
+    matched = []
+    for pair, named in phrases_by_pair.items():
+        present = objects_by_pair.get(pair, [])
+        if len(present) == len(named):
+            matched.extend(zip(present, named, strict=True))
+    return sorted(matched, key=lambda item: item[1][2][0])
+
+
+def build_cases(
+    wrapper: MLLMForwardWrapper,
+    scene: Scene,
+    tasks: Sequence[str],
+    objects_per_scene: int | None,
+    rng: np.random.Generator,
+) -> tuple[list[Case], dict[str, int]]:
+    r"""The explanations of one scene and counts of what could (not) be matched.
+
+    Args:
+        wrapper (MLLMForwardWrapper): the model.
+        scene (Scene): a generated scene.
+        tasks (sequence of str): which of :data:`TASKS` to build.
+        objects_per_scene (int, optional): explain the words of at most this many matched objects
+            (drawn with ``rng``); ``None`` explains all of them.
+        rng (numpy Generator): draws the objects when ``objects_per_scene`` is set.
+
+    Returns:
+        (list of Case, dict): the cases and ``{"phrases", "matched_objects", "explained_objects"}``.
+    """
+    cases: list[Case] = []
+    counts = {"phrases": 0, "matched_objects": 0, "explained_objects": 0}
+    if "caption" in tasks or "word" in tasks:
+        caption = wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT)
+        if "caption" in tasks:
+            cases.append(Case("caption", scene.kind, scene.seed, "sentence", caption))
+        if "word" in tasks:
+            phrases = caption_phrases(caption)
+            matched = match_phrases(scene, phrases)
+            counts["phrases"], counts["matched_objects"] = len(phrases), len(matched)
+            if objects_per_scene is not None and len(matched) > objects_per_scene:
+                keep = sorted(rng.choice(len(matched), objects_per_scene, replace=False).tolist())
+                matched = [matched[i] for i in keep]
+            counts["explained_objects"] = len(matched)
+            for index, (colour, shape, colour_tokens, shape_tokens) in matched:
+                box, mask = _object_regions(scene, [index])
+                for word, tokens in ((colour, colour_tokens), (shape, shape_tokens)):
+                    cases.append(
+                        Case(
+                            "word",
+                            scene.kind,
+                            scene.seed,
+                            f"{word}#{tokens[0]}",
+                            caption.with_targets(tokens),
+                            box,
+                            mask,
+                        )
+                    )
+    if "qa" in tasks and scene.questions:
+        question = scene.questions[0]
+        sample = wrapper.prepare(scene.image, question_prompt(question), max_new_tokens=4)
+        sample = sample.with_targets(0)
+        box = mask = None
+        said_yes = sample.answer_tokens[0].strip().lower() == "yes"
+        if said_yes and question.evidence:
+            box, mask = _object_regions(scene, question.evidence)
+        cases.append(
+            Case(
+                "qa",
+                scene.kind,
+                scene.seed,
+                f"{question.text} -> {sample.answer_tokens[0].strip()}",
+                sample,
+                box,
+                mask,
+            )
+        )
+    return cases, counts
+
+
+# -- methods and scoring -----------------------------------------------------------------------
+def variants(methods: Sequence[str], equal_budget: bool) -> list[str]:
+    r"""Method variants to run: each method, plus ``<method>@eagle`` for the sampling methods."""
+    names = []
+    for name in methods:
+        get_method(name)
+        names.append(name)
+        if equal_budget and name in SAMPLING_METHODS:
+            names.append(name + EQUAL_BUDGET)
+    return names
+
+
+def _seed(base: int, *parts: object) -> int:
+    return zlib.crc32("/".join(map(str, (base, *parts))).encode())
+
+
+def score_map(
+    wrapper: MLLMForwardWrapper, case: Case, attribution: torch.Tensor, feature_mask: FeatureMask
+) -> dict[str, float]:
+    r"""Insertion / deletion / AHS (all target tokens and sensitive tokens) and pointing game."""
+    insertion = insertion_curve(wrapper, case.sample, attribution, feature_mask=feature_mask)
+    deletion = deletion_curve(wrapper, case.sample, attribution, feature_mask=feature_mask)
+    sensitive_insertion = insertion.sensitive()
+    scores = {
+        "insertion": insertion.auc,
+        "deletion": deletion.auc,
+        "ahs": insertion.highest,
+        "sensitive_insertion": sensitive_insertion.auc,
+        "sensitive_deletion": deletion.sensitive().auc,
+        "sensitive_tokens": sensitive_insertion.n_tokens,
+        "point_box": math.nan,
+        "point_box_tie": math.nan,
+        "point_mask": math.nan,
+        "point_mask_tie": math.nan,
+    }
+    if case.box is not None and case.mask is not None:
+        box = pointing_game(attribution, mask=case.box)
+        mask = pointing_game(attribution, mask=case.mask)
+        scores.update(
+            point_box=float(box.hit),
+            point_box_tie=box.tie_aware,
+            point_mask=float(mask.hit),
+            point_mask_tie=mask.tie_aware,
+        )
+    return scores
+
+
+def explain_case(
+    wrapper: MLLMForwardWrapper,
+    counter: ForwardCounter,
+    case: Case,
+    feature_mask: FeatureMask,
+    names: Sequence[str],
+    seed: int,
+    requested_regions: int,
+) -> list[dict[str, Any]]:
+    r"""Run every method variant on one case and score its map; one record per variant.
+
+    ``requested_regions`` is the SLICO request that made ``feature_mask`` (SLICO returns about
+    that many); records are grouped by it.
+    """
+    regions = feature_mask.n_regions
+    eagle_forwards = regions * (regions + 1)
+    records = []
+    for name in sorted(names, key=lambda n: n != "eagle"):  # Eagle first: it sets the budget
+        method, _, budget_of = name.partition("@")
+        budget = eagle_forwards if budget_of else None
+        torch.manual_seed(_seed(seed, case.key, regions, name))
+        with counter.counting():
+            started = time.perf_counter()
+            attribution = get_method(method)(wrapper, case.sample, feature_mask, budget)
+            seconds = time.perf_counter() - started
+        if name == "eagle":
+            eagle_forwards = counter.images
+        record = {
+            "task": case.task,
+            "kind": case.kind,
+            "scene": case.scene,
+            "label": case.label,
+            "regions": requested_regions,
+            "actual_regions": regions,
+            "method": name,
+            "seconds": seconds,
+            "forwards": counter.images,
+            "model_calls": counter.calls,
+        }
+        record.update(score_map(wrapper, case, attribution.detach(), feature_mask))
+        records.append(record)
+    return records
+
+
+# -- Captum's own multimodal path --------------------------------------------------------------
+def time_llm_attribution(
+    wrapper: MLLMForwardWrapper,
+    counter: ForwardCounter,
+    scenes: Sequence[Scene],
+    n_regions: int,
+) -> list[dict[str, Any]]:
+    r"""Time ``LLMAttribution(FeatureAblation(model), tokenizer)`` with ``ImageMaskInput``.
+
+    On each scene's caption: Captum paints each ablated region black on the PIL image and re-runs
+    the processor and the model (token by token with a cache, its default), one perturbation at a
+    time. Our ``FeatureAblation`` and Eagle on the same sample and regions are timed alongside.
+    """
+    from captum.attr import FeatureAblation, ImageMaskInput, LLMAttribution
+    from PIL import Image
+
+    rows = []
+    for scene in scenes:
+        sample = wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT)
+        feature_mask = FeatureMask.slico(sample.image, n_regions)
+        pixels = (sample.image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+        def processor_fn(image: Image.Image, text: str = sample.prompt_text) -> Any:
+            return wrapper.processor(text=text, images=image, return_tensors="pt")
+
+        inputs = ImageMaskInput(
+            image=Image.fromarray(pixels),
+            mask=feature_mask.mask[0, 0],
+            baseline=(0, 0, 0),
+            processor_fn=processor_fn,
+        )
+        llm_attribution = LLMAttribution(FeatureAblation(wrapper.model), wrapper.tokenizer)
+        timings = {}
+        with counter.counting():
+            started = time.perf_counter()
+            llm_attribution.attribute(inputs, target=sample.answer_ids)
+            timings["captum_llm_feature_ablation"] = (
+                time.perf_counter() - started,
+                counter.images,
+                counter.calls,
+            )
+        for name in ("feature_ablation", "eagle"):
+            with counter.counting():
+                started = time.perf_counter()
+                get_method(name)(wrapper, sample, feature_mask, None)
+                timings[name] = (time.perf_counter() - started, counter.images, counter.calls)
+        for name, (seconds, images, calls) in timings.items():
+            rows.append(
+                {
+                    "scene": scene.seed,
+                    "regions": feature_mask.n_regions,
+                    "answer_tokens": int(sample.answer_ids.numel()),
+                    "method": name,
+                    "seconds": seconds,
+                    "forwards": images,
+                    "model_calls": calls,
+                }
+            )
+    return rows
+
+
+# -- summaries ---------------------------------------------------------------------------------
+def _mean(values: Sequence[float]) -> float:
+    kept = [value for value in values if not math.isnan(value)]
+    return float(np.mean(kept)) if kept else math.nan
+
+
+def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    r"""Mean of every metric per (task, kind, region bucket, method); NaN entries are left out.
+
+    ``n`` counts the explanations, ``n_pointing`` those with a ground-truth object,
+    ``n_sensitive`` those with at least one sensitive token.
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[(record["task"], record["kind"], record["regions"], record["method"])].append(record)
+    rows = []
+    for (task, kind, regions, method), group in groups.items():
+        row = {
+            "task": task,
+            "kind": kind,
+            "regions": regions,
+            "method": method,
+            "n": len(group),
+            "n_scenes": len({record["scene"] for record in group}),
+            "n_pointing": sum(not math.isnan(record["point_mask"]) for record in group),
+            "n_sensitive": sum(record["sensitive_tokens"] > 0 for record in group),
+            "mean_regions": float(np.mean([record["actual_regions"] for record in group])),
+        }
+        row.update(
+            {metric: _mean([float(record[metric]) for record in group]) for metric in METRICS}
+        )
+        rows.append(row)
+    return rows
+
+
+def compare(
+    records: Sequence[dict[str, Any]], reference: str = "eagle", metrics: Sequence[str] = COMPARED
+) -> list[dict[str, Any]]:
+    r"""Paired comparison of ``reference`` with every other method on the same explanations.
+
+    For each (task, kind, region bucket, metric, method): the mean of ``reference − method`` over
+    the explanations both have a value for, and its 95% interval (Student t). ``verdict`` is
+    ``"wins"`` / ``"loses"`` when the interval excludes 0 in the reference's favour / against it
+    (lower is better for deletion), else ``"ties"``.
+    """
+    from scipy import stats
+
+    by_case: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for record in records:
+        group = (record["task"], record["kind"], record["regions"])
+        by_case[(*group, record["label"], record["scene"])][record["method"]] = record
+    pairs: dict[tuple, list[float]] = defaultdict(list)
+    for (task, kind, regions, *_), methods in by_case.items():
+        if reference not in methods:
+            continue
+        for method, record in methods.items():
+            if method == reference:
+                continue
+            for metric in metrics:
+                ours, theirs = float(methods[reference][metric]), float(record[metric])
+                if not (math.isnan(ours) or math.isnan(theirs)):
+                    pairs[(task, kind, regions, metric, method)].append(ours - theirs)
+    rows = []
+    for (task, kind, regions, metric, method), differences in pairs.items():
+        values = np.asarray(differences)
+        mean = float(values.mean())
+        if len(values) > 1 and values.std(ddof=1) > 0:
+            half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1))
+            half /= math.sqrt(len(values))
+        else:
+            half = 0.0 if len(values) > 1 else math.inf
+        better = -mean if metric in LOWER_IS_BETTER else mean
+        verdict = "wins" if better - half > 0 else "loses" if better + half < 0 else "ties"
+        rows.append(
+            {
+                "task": task,
+                "kind": kind,
+                "regions": regions,
+                "metric": metric,
+                "method": method,
+                "n": len(values),
+                "difference": mean,
+                "half_width": half,
+                "verdict": verdict,
+            }
+        )
+    return rows
+
+
+def _cell(value: float, digits: int = 3) -> str:
+    return "—" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def markdown_tables(summary: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
+    r"""One markdown table per (task, kind, region count): a row per method variant."""
+    order = {name: index for index, name in enumerate(names)}
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in summary:
+        groups[(row["regions"], row["task"], row["kind"])].append(row)
+    kinds = {kind: index for index, kind in enumerate(SCENE_KINDS)}
+    blocks = []
+    for regions, task, kind in sorted(
+        groups, key=lambda key: (key[0], TASKS.index(key[1]), kinds.get(key[2], 99))
+    ):
+        rows = sorted(groups[(regions, task, kind)], key=lambda row: order.get(row["method"], 99))
+        first = rows[0]
+        header = (
+            f"**{task}**, {kind}, {regions} SLICO regions requested "
+            f"({first['mean_regions']:.1f} on average): {first['n_scenes']} scenes, "
+            f"{first['n']} explanations per method ({first['n_sensitive']} with a sensitive token, "
+            f"{first['n_pointing']} with a ground-truth object)"
+        )
+        lines = [
+            header,
+            "",
+            "| method | ins ↑ | del ↓ | AHS ↑ | sens ins ↑ | sens del ↓ | PG box ↑ | PG box tie ↑ "
+            "| PG mask ↑ | PG mask tie ↑ | s / expl | fwd / expl |",
+            "|---|" + "---:|" * 11,
+        ]
+        for row in rows:
+            cells = [row["method"]]
+            cells += [_cell(row[metric]) for metric in METRICS[:-2]]
+            cells += [_cell(row["seconds"], 2), _cell(row["forwards"], 0)]
+            lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def markdown_verdicts(comparisons: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
+    r"""Where Eagle wins, ties or loses: one line per (task, kind, region count, metric)."""
+    order = {name: index for index, name in enumerate(names)}
+    groups: dict[tuple, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for row in comparisons:
+        key = (row["regions"], row["task"], row["kind"], row["metric"])
+        sign = "+" if row["difference"] >= 0 else "−"
+        groups[key][row["verdict"]].append(
+            (order.get(row["method"], 99), f"{row['method']} ({sign}{abs(row['difference']):.3f})")
+        )
+    lines = [
+        "| regions | task | kind | metric | Eagle wins vs | ties with | loses to |",
+        "|---:|---|---|---|---|---|---|",
+    ]
+    kinds = {kind: index for index, kind in enumerate(SCENE_KINDS)}
+    for key in sorted(
+        groups,
+        key=lambda k: (k[0], TASKS.index(k[1]), kinds.get(k[2], 99), COMPARED.index(k[3])),
+    ):
+        verdicts = groups[key]
+        cells = [
+            ", ".join(text for _, text in sorted(verdicts.get(verdict, []))) or "—"
+            for verdict in ("wins", "ties", "loses")
+        ]
+        lines.append("| " + " | ".join([str(key[0]), key[1], key[2], key[3], *cells]) + " |")
+    return "\n".join(lines)
+
+
+def markdown_speed(rows: Sequence[dict[str, Any]]) -> str:
+    r"""Mean seconds, forwards (images) and model calls per explanation, per method."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[row["method"]].append(row)
+    first = next(iter(groups.values()))
+    lines = [
+        f"Caption explanations on {len(first)} plain scenes, "
+        f"{_mean([r['regions'] for r in first]):.1f} regions, "
+        f"{_mean([r['answer_tokens'] for r in first]):.1f} answer tokens on average",
+        "",
+        "| method | s / expl | images / expl | model calls / expl |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, group in groups.items():
+        lines.append(
+            f"| {name} | {_mean([r['seconds'] for r in group]):.2f} | "
+            f"{_mean([r['forwards'] for r in group]):.0f} | "
+            f"{_mean([r['model_calls'] for r in group]):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+# -- main --------------------------------------------------------------------------------------
+def load_wrapper(model: str, batch_size: int) -> MLLMForwardWrapper:
+    r"""``"shapes"``: the bundled model; ``"tiny"``: a random tiny LLaVA (for smoke runs)."""
+    if model == "shapes":
+        from captum_eagle.zoo import load_default_model
+
+        return MLLMForwardWrapper(*load_default_model(), batch_size=batch_size)
+    from captum_eagle.testing import tiny_model
+
+    return MLLMForwardWrapper(*tiny_model("llava", image_size=64), batch_size=batch_size)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenes", type=int, default=100, help="scenes per kind")
+    parser.add_argument("--kinds", nargs="+", default=list(SCENE_KINDS), choices=SCENE_KINDS)
+    parser.add_argument("--regions", nargs="+", type=int, default=[16, 32, 64])
+    parser.add_argument("--seed", type=int, default=0, help="scene seeds start at 10**6 + 10**5 s")
+    parser.add_argument("--methods", nargs="+", default=list_methods(), choices=list_methods())
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument(
+        "--no-equal-budget",
+        dest="equal_budget",
+        action="store_false",
+        help="skip the sampling methods' runs at Eagle's forward count",
+    )
+    parser.add_argument(
+        "--objects-per-scene",
+        type=int,
+        help="explain the words of at most this many (randomly drawn) objects per scene",
+    )
+    parser.add_argument(
+        "--llm-scenes", type=int, default=3, help="scenes for the Captum LLMAttribution speed row"
+    )
+    parser.add_argument("--max-minutes", type=float, help="stop starting new scenes after this")
+    parser.add_argument("--model", choices=("shapes", "tiny"), default="shapes")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=Path("faithfulness.json"))
+    return parser.parse_args(argv)
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers were measured."""
+    import captum
+    import transformers
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "captum": captum.__version__,
+        "transformers": transformers.__version__,
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    r"""Run the benchmark described by parsed ``args``; return everything written to JSON."""
+    started = time.perf_counter()
+    deadline = None if args.max_minutes is None else started + 60 * args.max_minutes
+    wrapper = load_wrapper(args.model, args.batch_size)
+    counter = ForwardCounter(wrapper.model)
+    names = variants(args.methods, args.equal_budget)
+    rng = np.random.default_rng(args.seed)
+    base = EVAL_SEED + 100_000 * args.seed
+    records: list[dict[str, Any]] = []
+    matching: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    completed: dict[str, int] = defaultdict(int)
+    stopped_early = False
+    for index in range(args.scenes):  # round-robin over kinds: stopping early keeps them balanced
+        if deadline is not None and time.perf_counter() > deadline:
+            stopped_early = True
+            break
+        for kind in args.kinds:
+            scene = generate_scene(base + index, kind)
+            cases, counts = build_cases(wrapper, scene, args.tasks, args.objects_per_scene, rng)
+            for key, value in counts.items():
+                matching[kind][key] += value
+            for n_regions in args.regions:
+                for case in cases:
+                    feature_mask = FeatureMask.slico(case.sample.image, n_regions)
+                    records += explain_case(
+                        wrapper, counter, case, feature_mask, names, args.seed, n_regions
+                    )
+            completed[kind] += 1
+        elapsed = (time.perf_counter() - started) / 60
+        print(f"[{elapsed:.1f} min] scene {index + 1}/{args.scenes} done", flush=True)
+    speed = []
+    if args.llm_scenes > 0:
+        scenes = [generate_scene(base + i, "plain") for i in range(args.llm_scenes)]
+        speed = time_llm_attribution(wrapper, counter, scenes, sorted(args.regions)[0])
+    summary = summarise(records)
+    comparisons = compare(records) if "eagle" in args.methods else []
+    result = {
+        "command": "python " + " ".join(sys.argv),
+        "config": {key: str(value) for key, value in vars(args).items()},
+        "machine": machine(),
+        "wall_minutes": (time.perf_counter() - started) / 60,
+        "stopped_early": stopped_early,
+        "scenes_per_kind": dict(completed),
+        "caption_matching": {kind: dict(counts) for kind, counts in matching.items()},
+        "methods": names,
+        "summary": summary,
+        "comparisons": comparisons,
+        "captum_llm_speed": speed,
+        "records": records,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=float))
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    r"""The markdown printed at the end of a run."""
+    names, where = result["methods"], result["machine"]
+    parts = [
+        f"Command: `{result['command']}`",
+        f"Machine: {where['platform']}, {where['cpus']} CPUs ({where['torch_threads']} torch "
+        f"threads), torch {where['torch']}, captum {where['captum']}; "
+        f"wall time {result['wall_minutes']:.1f} min"
+        + (" (stopped early by --max-minutes)" if result["stopped_early"] else ""),
+        f"Scenes per kind: {result['scenes_per_kind']}; caption phrases / objects matched / "
+        f"explained: {result['caption_matching']}",
+        markdown_tables(result["summary"], names),
+    ]
+    if result["comparisons"]:
+        parts += [
+            "Paired comparison with Eagle (mean Eagle − method; 95% t-interval excludes 0):",
+            markdown_verdicts(result["comparisons"], names),
+        ]
+    if result["captum_llm_speed"]:
+        parts += ["Speed of Captum's multimodal path:", markdown_speed(result["captum_llm_speed"])]
+    return "\n\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    result = run(args)
+    print(report(result))
+
+
+if __name__ == "__main__":
+    main()

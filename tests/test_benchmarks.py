@@ -1,0 +1,229 @@
+"""The faithfulness benchmark harness (benchmarks/faithfulness.py) and its method registry."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import faithfulness  # noqa: E402
+from benchmarks.baselines import METHODS, get_method, list_methods  # noqa: E402
+from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
+from captum_eagle.testing import tiny_model  # noqa: E402
+from captum_eagle.zoo import WEIGHTS_DIR, Scene, SceneObject  # noqa: E402
+
+needs_weights = pytest.mark.skipif(
+    not (WEIGHTS_DIR / "model.safetensors").is_file(), reason="bundled weights not trained yet"
+)
+
+
+@pytest.fixture(scope="module")
+def llava() -> MLLMForwardWrapper:
+    return MLLMForwardWrapper(*tiny_model("llava", image_size=32), batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def llava_sample(llava):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    return llava.prepare(image, "describe the image .", "a red cat")
+
+
+def _object(colour: str, shape: str, x0: int) -> SceneObject:
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[10:20, x0 : x0 + 10] = True
+    return SceneObject(colour, shape, mask, (x0, 10, x0 + 9, 19))
+
+
+def _scene(objects: list[SceneObject]) -> Scene:
+    return Scene(np.zeros((64, 64, 3), np.uint8), objects, "", [], "plain", 0)
+
+
+# -- method registry ---------------------------------------------------------------------------
+def test_registry_lists_methods_and_rejects_unknown_names() -> None:
+    assert list_methods()[0] == "eagle"
+    assert {"grad_cam", "random", "kernel_shap", "integrated_gradients"} <= set(list_methods())
+    with pytest.raises(KeyError, match="choose one of"):
+        get_method("gradcam")
+
+
+@pytest.mark.parametrize("name", sorted(set(METHODS) - {"eagle"}))
+def test_every_baseline_returns_a_finite_map_of_the_image(llava, llava_sample, name) -> None:
+    mask = FeatureMask.grid(llava_sample.image, 2, 3)
+    torch.manual_seed(0)
+    attribution = get_method(name)(llava, llava_sample, mask, None)
+    assert attribution.shape[-2:] == llava_sample.image.shape[-2:]
+    assert attribution.shape[1] in (1, 3)
+    assert torch.isfinite(attribution).all()
+
+
+def test_sampling_budget_sets_forward_count(llava, llava_sample) -> None:
+    mask = FeatureMask.grid(llava_sample.image, 2, 3)
+    counter = faithfulness.ForwardCounter(llava.model)
+    with counter.counting():
+        get_method("kernel_shap")(llava, llava_sample, mask, 10)
+    assert counter.images == 10
+    with counter.counting():
+        get_method("shapley")(llava, llava_sample, mask, 13)  # 13 // 6 = 2 permutations
+    assert counter.images == 2 * 6 + 1
+    with pytest.raises(ValueError, match="budget"):
+        get_method("lime")(llava, llava_sample, mask, 0)
+
+
+def test_grad_cam_restores_the_projector(llava, llava_sample) -> None:
+    projector = llava.model.model.multi_modal_projector
+    before = llava(llava_sample.image, llava_sample)
+    cam = get_method("grad_cam")(llava, llava_sample, FeatureMask.grid(llava_sample.image, 2, 2))
+    assert cam.shape == (1, 1, 32, 32)
+    assert (cam >= 0).all()
+    assert llava.model.model.multi_modal_projector is projector
+    assert torch.equal(llava(llava_sample.image, llava_sample), before)
+
+
+def test_grad_cam_rejects_models_without_a_llava_projector() -> None:
+    wrapper = MLLMForwardWrapper(*tiny_model("qwen2_5_vl"))
+    sample = wrapper.prepare(np.zeros((56, 56, 3), np.uint8), "describe the image .", "a cat")
+    with pytest.raises(ValueError, match="LLaVA-family"):
+        get_method("grad_cam")(wrapper, sample, FeatureMask.grid(sample.image, 2, 2))
+
+
+# -- harness pieces ----------------------------------------------------------------------------
+def test_forward_counter_counts_images_and_calls(llava, llava_sample) -> None:
+    counter = faithfulness.ForwardCounter(llava.model)
+    images = llava_sample.image.repeat(20, 1, 1, 1)
+    with counter.counting():
+        llava(images, llava_sample)  # batch size 8: calls of 8, 8 and 4 images
+    assert (counter.images, counter.calls) == (20, 3)
+    llava(images, llava_sample)  # not counted outside the block
+    assert counter.images == 20
+
+
+def test_phrases_match_objects_in_order_and_skip_miscounted_pairs(llava) -> None:
+    objects = [
+        _object("red", "circle", 0),
+        _object("red", "circle", 20),
+        _object("blue", "cross", 40),
+    ]
+    caption = llava.prepare(
+        np.zeros((64, 64, 3), np.uint8),
+        "describe the image .",
+        "a red circle and a red circle and a blue cross .",
+    )
+    phrases = faithfulness.caption_phrases(caption)
+    assert [phrase[:2] for phrase in phrases] == [("red", "circle")] * 2 + [("blue", "cross")]
+    matched = faithfulness.match_phrases(_scene(objects), phrases)
+    assert [index for index, _ in matched] == [0, 1, 2]
+    # The caption names one red circle where the scene has two: that pair is ambiguous, dropped.
+    matched = faithfulness.match_phrases(_scene(objects), [phrases[0], phrases[2]])
+    assert [index for index, _ in matched] == [2]
+
+
+def _record(method: str, label: str, insertion: float, deletion: float) -> dict:
+    record = {metric: math.nan for metric in faithfulness.METRICS}
+    record.update(
+        task="caption",
+        kind="plain",
+        regions=32,
+        actual_regions=31,
+        scene=int(label),
+        label=label,
+        method=method,
+        insertion=insertion,
+        deletion=deletion,
+        ahs=insertion,
+        sensitive_tokens=1,
+        seconds=1.0,
+        forwards=10,
+    )
+    return record
+
+
+def test_compare_finds_wins_ties_and_losses() -> None:
+    rng = np.random.default_rng(0)
+    records = []
+    for label in map(str, range(12)):
+        noise = float(rng.normal(0, 0.01))
+        records += [
+            _record("eagle", label, 0.8 + noise, 0.3),
+            _record("better", label, 0.9 + noise, 0.2 - noise),
+            _record("same", label, 0.8 + float(rng.normal(0, 0.01)), 0.3 + noise),
+            _record("worse", label, 0.5, 0.6 + noise),
+        ]
+    verdicts = {
+        (row["method"], row["metric"]): row["verdict"]
+        for row in faithfulness.compare(records, metrics=("insertion", "deletion"))
+    }
+    assert verdicts[("better", "insertion")] == "loses"
+    assert verdicts[("better", "deletion")] == "loses"  # its deletion AUC is lower
+    assert verdicts[("same", "insertion")] == "ties"
+    assert verdicts[("worse", "insertion")] == "wins"
+    assert verdicts[("worse", "deletion")] == "wins"
+    summary = faithfulness.summarise(records)
+    eagle = next(row for row in summary if row["method"] == "eagle")
+    assert (eagle["n"], eagle["n_scenes"], eagle["mean_regions"]) == (12, 12, 31.0)
+    assert math.isnan(eagle["point_box"])
+
+
+def test_variants_add_equal_budget_runs_for_sampling_methods_only() -> None:
+    assert faithfulness.variants(["eagle", "lime", "saliency"], equal_budget=True) == [
+        "eagle",
+        "lime",
+        "lime@eagle",
+        "saliency",
+    ]
+    assert faithfulness.variants(["lime"], equal_budget=False) == ["lime"]
+    with pytest.raises(KeyError, match="choose one of"):
+        faithfulness.variants(["nope"], equal_budget=True)
+
+
+# -- end to end on the shapes model ------------------------------------------------------------
+@needs_weights
+def test_benchmark_end_to_end_at_toy_size(tmp_path, capsys) -> None:
+    out = tmp_path / "faithfulness.json"
+    faithfulness.main(
+        [
+            "--scenes", "1",
+            "--kinds", "plain", "redundant",
+            "--regions", "6",
+            "--methods", "eagle", "kernel_shap", "random",
+            "--objects-per-scene", "1",
+            "--llm-scenes", "1",
+            "--out", str(out),
+        ]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    result = __import__("json").loads(out.read_text())
+    names = ["eagle", "kernel_shap", "kernel_shap@eagle", "random"]
+    assert result["methods"] == names
+    assert result["scenes_per_kind"] == {"plain": 1, "redundant": 1}
+    summary = result["summary"]
+    groups = {(row["task"], row["kind"]) for row in summary}
+    assert {("caption", "plain"), ("caption", "redundant"), ("qa", "plain")} <= groups
+    for task, kind in groups:
+        rows = [row for row in summary if (row["task"], row["kind"]) == (task, kind)]
+        assert sorted(row["method"] for row in rows) == sorted(names)
+        for row in rows:
+            for metric in ("insertion", "deletion", "ahs", "seconds"):
+                assert math.isfinite(row[metric]) and row[metric] >= 0
+            assert row["insertion"] <= 1 and row["deletion"] <= 1
+            if task == "word":
+                assert 0 <= row["point_mask_tie"] <= row["point_mask"] <= 1
+    eagle = [r for r in result["records"] if r["method"] == "eagle"]
+    matched = [r for r in result["records"] if r["method"] == "kernel_shap@eagle"]
+    assert [r["forwards"] for r in matched] == [r["forwards"] for r in eagle]
+    for record in eagle:
+        n = record["actual_regions"]
+        assert record["forwards"] >= n * (n + 1)
+    assert all(r["forwards"] == 0 for r in result["records"] if r["method"] == "random")
+    speed = {row["method"] for row in result["captum_llm_speed"]}
+    assert speed == {"captum_llm_feature_ablation", "feature_ablation", "eagle"}
+    assert "| eagle |" in printed and "| kernel_shap@eagle |" in printed
+    assert "Eagle wins vs" in printed
