@@ -383,7 +383,7 @@ def mitigate(
     hallucination_end: HallucinationEnd = "low",
     hallucination_map: torch.Tensor | None = None,
     baseline: float | torch.Tensor = 0.0,
-    batch_size: int | None = None,
+    generate_batch_size: int | None = None,
     max_new_tokens: int = 4,
     method: str = "custom",
     explanation: EagleResult | None = None,
@@ -391,10 +391,11 @@ def mitigate(
     r"""Remove regions hallucination-prone first until the regenerated answer is correct.
 
     Builds all ``N`` cumulative-removal images (region ``k`` of the order is set to the baseline
-    together with all before it), regenerates the answer for them in batches of ``batch_size`` and
-    stops after the first batch that contains a correct answer; the flip point is the first
-    correct one. The teacher-forced probability of the correct first token is computed for all
-    ``N + 1`` images in one batched pass.
+    together with all before it), regenerates the answer for them in batches of
+    ``generate_batch_size`` and stops after the first batch that contains a correct answer (no
+    later batch is generated); the flip point is the first correct one. The teacher-forced
+    probability of the correct first token is computed for all ``N + 1`` images in batched
+    forwards (``wrapper.batch_size`` per forward).
 
     Give either ``removal_order`` or ``attribution`` (any map, e.g. from a Captum method; regions
     are ordered by their mean value, see :func:`region_order_from_map`).
@@ -411,7 +412,8 @@ def mitigate(
         hallucination_map (Tensor, optional): ``(N,)`` per-region hallucination scores to store
             with ``removal_order``. Default: from the order (first removed = 1, last = 0).
         baseline (float or Tensor): value of removed pixels. Default: 0 (black).
-        batch_size (int, optional): images per generation batch. Default: ``wrapper.batch_size``.
+        generate_batch_size (int, optional): removal images per generation batch; smaller
+            batches waste less work after an early flip. Default: ``wrapper.batch_size``.
         max_new_tokens (int): generation length; only the first word is read. Default: 4.
         method (str): a name stored in the result. Default: ``"custom"``.
         explanation (EagleResult, optional): stored in the result.
@@ -458,9 +460,9 @@ def mitigate(
                     f"hallucination_map must hold one value per region ({n_regions}); got "
                     f"{region_map.numel()}."
                 )
-    batch = batch_size or wrapper.batch_size
+    batch = generate_batch_size or wrapper.batch_size
     if batch < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch}.")
+        raise ValueError(f"generate_batch_size must be >= 1; got {batch}.")
     images = _removal_images(image, mask, order, baseline)
     with torch.no_grad():
         probabilities = wrapper.token_probabilities(images, case.sample)[:, 0].float().cpu()
@@ -501,7 +503,8 @@ def explain_hallucination(
     rule: Rule = "order",
     search: str = "exact",
     baseline: float | torch.Tensor = 0.0,
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
+    generate_batch_size: int | None = None,
     max_new_tokens: int = 4,
     explanation: EagleResult | None = None,
 ) -> HallucinationResult:
@@ -524,8 +527,9 @@ def explain_hallucination(
         rule (str): ``"order"`` or ``"gain"`` (see above).
         search (str): Eagle search strategy. Default: ``"exact"``.
         baseline (float or Tensor): value of removed pixels (Eagle and removal). Default: 0.
-        batch_size (int, optional): images per forward / generation batch. Default: the
-            wrapper's.
+        batch_size (int or "auto", optional): images per Eagle forward. Default: the wrapper's.
+        generate_batch_size (int, optional): removal images per generation batch (see
+            :func:`mitigate`). Default: the wrapper's ``batch_size``.
         max_new_tokens (int): generation length of the regenerated answers. Default: 4.
         explanation (EagleResult, optional): reuse an Eagle explanation of ``case.sample`` on the
             same regions (e.g. to compare both rules without searching twice).
@@ -569,7 +573,7 @@ def explain_hallucination(
         removal_order=order,
         hallucination_map=region_map,
         baseline=baseline,
-        batch_size=batch_size,
+        generate_batch_size=generate_batch_size,
         max_new_tokens=max_new_tokens,
         method="eagle" if rule == "order" else "eagle-gain",
         explanation=explanation,

@@ -175,7 +175,7 @@ def test_mitigation_stops_at_the_first_flip(llava, case, grid, monkeypatch):
     fake = _FlipsAfter(5, region_area=64)
     monkeypatch.setattr(llava, "generate", fake)
     order = torch.arange(16).flip(0)
-    result = mitigate(llava, case, grid, removal_order=order, batch_size=4)
+    result = mitigate(llava, case, grid, removal_order=order, generate_batch_size=4)
     assert result.flip_point == 5
     assert result.corrected
     assert result.removed_regions == [15, 14, 13, 12, 11]
@@ -195,7 +195,7 @@ def test_mitigation_stops_at_the_first_flip(llava, case, grid, monkeypatch):
 def test_mitigation_without_flip_removes_everything(llava, case, grid, monkeypatch):
     fake = _FlipsAfter(None, region_area=64)
     monkeypatch.setattr(llava, "generate", fake)
-    result = mitigate(llava, case, grid, removal_order=list(range(16)), batch_size=5)
+    result = mitigate(llava, case, grid, removal_order=list(range(16)), generate_batch_size=5)
     assert result.flip_point is None
     assert not result.corrected
     assert result.fraction_removed == 1.0
