@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import platform
 import time
@@ -68,14 +69,14 @@ def parse_search(spec: str) -> tuple[str, SearchStrategy]:
     return spec, get_search(name, **kwargs)
 
 
-def load_wrapper(model: str, batch_size: int) -> MLLMForwardWrapper:
+def load_wrapper(model: str, batch_size: int, weights: Path | None) -> MLLMForwardWrapper:
     if model == "tiny":
         from captum_eagle.testing import tiny_model
 
         return MLLMForwardWrapper(*tiny_model("llava", image_size=64), batch_size=batch_size)
     from captum_eagle.zoo import load_default_model
 
-    return MLLMForwardWrapper(*load_default_model(), batch_size=batch_size)
+    return MLLMForwardWrapper(*load_default_model(path=weights), batch_size=batch_size)
 
 
 def evaluate(wrapper, sample, mask, attribution, objects) -> dict[str, float]:
@@ -93,74 +94,116 @@ def evaluate(wrapper, sample, mask, attribution, objects) -> dict[str, float]:
     }
 
 
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    wrapper = load_wrapper(args.model, args.batch_size)
-    searches = [parse_search(spec) for spec in args.searches]
-    eagle = EagleAttribution(wrapper)
-    records = []
-    scenes = generate_scenes(max(args.scenes), seed=args.seed, kind=args.kind)
-    warm_up = wrapper.prepare(scenes[0].image, DEFAULT_CAPTION_PROMPT, scenes[0].caption)
-    eagle.explain(
-        warm_up.image,
-        feature_mask=FeatureMask.grid(warm_up.image, 2, 2),
-        additional_forward_args=(warm_up,),
-        batch_size=args.batch_size,
-    )
-    for index, scene in enumerate(scenes):
-        if args.model == "tiny":
-            sample = wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT, scene.caption)
-        else:
-            sample = wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT)
-        for n_regions, n_scenes in zip(args.regions, args.scenes, strict=True):
-            if index >= n_scenes:
-                continue
-            mask = FeatureMask.slico(sample.image, n_regions)
-            base = {"scene": index, "regions": n_regions, "n": mask.n_regions}
-            for name, strategy in searches:
-                result = eagle.explain(
+class Worker:
+    r"""One process's model, scenes and strategies; explains one (scene, N) job at a time."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        self.args = args
+        self.wrapper = load_wrapper(args.model, args.batch_size, args.weights)
+        self.searches = [parse_search(spec) for spec in args.searches]
+        self.eagle = EagleAttribution(self.wrapper)
+        self.scenes = generate_scenes(max(args.scenes), seed=args.seed, kind=args.kind)
+        scene = self.scenes[0]
+        warm_up = self.wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT, scene.caption)
+        self.eagle.explain(
+            warm_up.image,
+            feature_mask=FeatureMask.grid(warm_up.image, 2, 2),
+            additional_forward_args=(warm_up,),
+            batch_size=args.batch_size,
+        )
+
+    def __call__(self, job: tuple[int, int]) -> tuple[str, list[dict[str, Any]]]:
+        index, n_regions = job
+        args, wrapper, scene = self.args, self.wrapper, self.scenes[job[0]]
+        caption = scene.caption if args.model == "tiny" else None
+        sample = wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT, caption)
+        mask = FeatureMask.slico(sample.image, n_regions)
+        base = {"scene": index, "regions": n_regions, "n": mask.n_regions}
+        records = []
+        for name, strategy in self.searches:
+            result = self.eagle.explain(
+                sample.image,
+                feature_mask=mask,
+                additional_forward_args=(sample,),
+                search=strategy,
+                batch_size=args.batch_size,
+            )
+            metrics = evaluate(wrapper, sample, mask, result.attribution_map(), scene.objects)
+            records.append(
+                {**base, "search": name, "forwards": result.forwards, "seconds": result.seconds}
+                | metrics
+            )
+        if args.kernel_shap_samples:
+            torch.manual_seed(args.seed + index)
+            started = time.perf_counter()
+            with torch.no_grad():
+                attribution = KernelShap(wrapper).attribute(
                     sample.image,
-                    feature_mask=mask,
+                    baselines=0.0,
+                    feature_mask=mask.mask,
+                    n_samples=args.kernel_shap_samples,
+                    perturbations_per_eval=args.batch_size,
                     additional_forward_args=(sample,),
-                    search=strategy,
-                    batch_size=args.batch_size,
                 )
-                metrics = evaluate(wrapper, sample, mask, result.attribution_map(), scene.objects)
-                records.append(
-                    {
-                        **base,
-                        "search": name,
-                        "forwards": result.forwards,
-                        "seconds": result.seconds,
-                        **metrics,
-                    }
-                )
-            if args.kernel_shap_samples:
-                started = time.perf_counter()
-                with torch.no_grad():
-                    attribution = KernelShap(wrapper).attribute(
-                        sample.image,
-                        baselines=0.0,
-                        feature_mask=mask.mask,
-                        n_samples=args.kernel_shap_samples,
-                        perturbations_per_eval=args.batch_size,
-                        additional_forward_args=(sample,),
-                    )
-                seconds = time.perf_counter() - started
-                metrics = evaluate(wrapper, sample, mask, attribution, scene.objects)
-                records.append(
-                    {
-                        **base,
-                        "search": f"KernelShap ({args.kernel_shap_samples} samples)",
-                        "forwards": args.kernel_shap_samples,
-                        "seconds": seconds,
-                        **metrics,
-                    }
-                )
-        print(f"scene {index + 1}/{len(scenes)} done: {sample.answer!r}", flush=True)
+            seconds = time.perf_counter() - started
+            metrics = evaluate(wrapper, sample, mask, attribution, scene.objects)
+            records.append(
+                {
+                    **base,
+                    "search": f"KernelShap ({args.kernel_shap_samples} samples)",
+                    "forwards": args.kernel_shap_samples,
+                    "seconds": seconds,
+                }
+                | metrics
+            )
+        return sample.answer, records
+
+
+_WORKER: Worker | None = None
+
+
+def _start_worker(args: argparse.Namespace) -> None:
+    global _WORKER
+    _WORKER = Worker(args)
+
+
+def _run_job(job: tuple[int, int]) -> tuple[str, list[dict[str, Any]]]:
+    return _WORKER(job)
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    r"""Explain every (scene, N) job, in ``args.workers`` processes; return all records."""
+    jobs = [
+        (index, n_regions)
+        for index in range(max(args.scenes))
+        for n_regions, n_scenes in zip(args.regions, args.scenes, strict=True)
+        if index < n_scenes
+    ]
+    if args.workers > 1:
+        pool = multiprocessing.get_context("fork").Pool(
+            args.workers, initializer=_start_worker, initargs=(args,)
+        )
+        results = pool.imap_unordered(_run_job, jobs)
+    else:
+        pool, results = None, map(Worker(args), jobs)
+    records: list[dict[str, Any]] = []
+    for done, (answer, job_records) in enumerate(results, start=1):
+        records += job_records
+        first = job_records[0]
+        print(
+            f"job {done}/{len(jobs)}: scene {first['scene']}, N = {first['regions']} "
+            f"({first['n']} regions): {answer!r}",
+            flush=True,
+        )
         if args.out:
             args.out.write_text(json.dumps(records, indent=1))
-        if (index + 1) % 10 == 0 and index + 1 < len(scenes):
+        if done % 10 == 0 and done < len(jobs):
             print(table(records), flush=True)
+    if pool is not None:
+        pool.close()
+        pool.join()
     return records
 
 
@@ -196,7 +239,7 @@ def table(records: list[dict[str, Any]]) -> str:
             else:
                 fewer, ratios = math.nan, [math.nan] * 3
             actual = sorted({row["n"] for row in rows})
-            label = f"{n_regions} ({actual[0]}–{actual[-1]})" if len(actual) > 1 else str(actual[0])
+            label = f"{n_regions} ({actual[0]}–{actual[-1]})"
             lines.append(
                 f"| {label} | {name} | {len(rows)} | {values['forwards']:.0f} | {fewer:.1f} | "
                 f"{values['seconds']:.2f} | {values['insertion']:.4f} | {ratios[0]:.3f} | "
@@ -226,7 +269,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kernel-shap-samples", type=int, default=200, help="0: no KernelShap")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--model", choices=("shapes", "tiny"), default="shapes")
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="shapes model folder (default: the bundled)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the records (JSON)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes, each explaining whole scenes"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -239,10 +288,9 @@ def main(argv: list[str] | None = None) -> None:
     if len(args.scenes) != len(args.regions):
         parser.error("--scenes takes one number or one per --regions value.")
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads); model: {args.model}",
+        f"({args.workers} workers x {args.threads} threads); model: {args.model}",
         flush=True,
     )
     started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -332,3 +333,16 @@ def test_gpu_benchmark_builds_the_real_7b_architectures() -> None:
         text = processor.apply_chat_template(messages, add_generation_prompt=True)
         inputs = processor(text=[text], images=[Image.new("RGB", (336, 336))], return_tensors="pt")
         assert int((inputs["input_ids"] == model.config.image_token_id).sum()) == image_tokens
+
+
+def test_search_benchmark_runs_at_tiny_size(tmp_path) -> None:
+    command = [sys.executable, str(ROOT / "benchmarks" / "search.py"), "--model", "tiny"]
+    command += ["--scenes", "1", "--regions", "6", "--searches", "exact", "lazy"]
+    command += ["--kernel-shap-samples", "10", "--out", str(tmp_path / "records.json")]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert output.returncode == 0, output.stderr
+    rows = [line.split("|") for line in output.stdout.splitlines() if line.startswith("| 6 ")]
+    assert [row[2].strip() for row in rows] == ["exact", "lazy", "KernelShap (10 samples)"]
+    assert rows[0][5].strip() == "1.0"  # exact: 1x fewer forwards than itself
+    records = json.loads((tmp_path / "records.json").read_text())
+    assert len(records) == 3 and records[2]["forwards"] == 10
