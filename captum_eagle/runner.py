@@ -112,7 +112,9 @@ class RunConfig:
         ig_steps (int): IntegratedGradients steps. Default: 50.
         pointing (str): ``"word"`` (default): each word with a box or mask gets its own map
             (the method run on that word's tokens), as in the paper; ``"sentence"``: the
-            sentence-level map is used for every word (no extra cost).
+            sentence-level map is used for every word (no extra cost). A word is looked up in the
+            explained answer case-insensitively (first occurrence; a plural in ``-s``/``-es``
+            counts); a word that is not there is recorded as ``{"present": false}``.
         baseline (float): value of removed pixels in ``[0, 1]``. Default: 0 (black).
         seed (int): seed of the sampling methods; each sample is seeded from it and its id, so
             results do not depend on the sharding. Default: 0.
