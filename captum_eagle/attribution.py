@@ -96,6 +96,16 @@ class EagleResult:
             inp=inp,
         )
 
+    def show(self, sample: PreparedSample, *, show: bool = False, **kwargs: Any) -> Any:
+        r"""One-figure summary (image, overlay, token influence, insertion curve).
+
+        Returns ``(fig, axes)`` from :func:`captum_eagle.viz.plot_explanation`; ``show=True``
+        also displays it.
+        """
+        from captum_eagle.viz import plot_explanation
+
+        return plot_explanation(self, sample, show=show, **kwargs)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (tensors as lists)."""
         data = {k: v for k, v in asdict(self).items() if k != "inputs"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -73,7 +75,7 @@ def test_saliency_is_constant_per_region_and_ordered_like_the_order(
         assert inside.unique().numel() == 1
         values.append(inside[0, 0].item())
     assert values[0] == 1.0 and min(values) == 0.0
-    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(values))
 
 
 def test_saliency_walk_on_known_gains() -> None:
@@ -156,6 +158,12 @@ def test_to_captum_plots(result) -> None:
     assert captum_result.token_attr.shape == (len(result.target_tokens), result.n_regions)
     fig, _ = captum_result.plot_token_attr(show=False)
     assert fig is not None
+    matplotlib.pyplot.close("all")
+
+
+def test_show_draws_the_summary(result, sample) -> None:
+    fig, axes = result.show(sample)
+    assert len(fig.axes) >= 3 and len(axes) >= 3
     matplotlib.pyplot.close("all")
 
 
