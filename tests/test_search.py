@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,15 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ("lazy", "stochastic", "bidirectional", "efficient")
 # Valid orders are checked on all three families; the rest runs on LLaVA only to stay fast.
 LLAVA_ONLY = pytest.mark.parametrize("family", ["llava"], indirect=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; on a busy CPU, more threads spin and wait."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -303,6 +313,7 @@ def test_gpu_benchmark_runs_at_tiny_size(tmp_path) -> None:
         text=True,
         timeout=240,
         cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert output.returncode == 0, output.stderr
     lines = [line for line in output.stdout.splitlines() if line.startswith("|")]
