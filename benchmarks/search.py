@@ -114,7 +114,9 @@ class Worker:
             batch_size=args.batch_size,
         )
 
-    def __call__(self, job: tuple[int, int]) -> tuple[str, list[dict[str, Any]]]:
+    def __call__(self, job: tuple[int, int]) -> tuple[str, list[dict[str, Any]]] | None:
+        if self.args.deadline is not None and time.time() > self.args.deadline:
+            return None
         index, n_regions = job
         args, wrapper, scene = self.args, self.wrapper, self.scenes[job[0]]
         caption = scene.caption if args.model == "tiny" else None
@@ -169,7 +171,7 @@ def _start_worker(args: argparse.Namespace) -> None:
     _WORKER = Worker(args)
 
 
-def _run_job(job: tuple[int, int]) -> tuple[str, list[dict[str, Any]]]:
+def _run_job(job: tuple[int, int]) -> tuple[str, list[dict[str, Any]]] | None:
     return _WORKER(job)
 
 
@@ -189,7 +191,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     else:
         pool, results = None, map(Worker(args), jobs)
     records: list[dict[str, Any]] = []
-    for done, (answer, job_records) in enumerate(results, start=1):
+    done = 0
+    for result in results:
+        if result is None:
+            continue
+        answer, job_records = result
+        done += 1
         records += job_records
         first = job_records[0]
         print(
@@ -204,6 +211,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if pool is not None:
         pool.close()
         pool.join()
+    if done < len(jobs):
+        print(f"time limit reached: {done} of {len(jobs)} jobs done", flush=True)
     return records
 
 
@@ -274,6 +283,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the records (JSON)")
     parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="minutes: start no new (scene, N) job after this; the table shows what was done",
+    )
+    parser.add_argument(
+        "--table-from", type=Path, default=None, help="print the table of a saved --out file"
+    )
+    parser.add_argument(
         "--workers", type=int, default=1, help="processes, each explaining whole scenes"
     )
     parser.add_argument(
@@ -287,6 +305,10 @@ def main(argv: list[str] | None = None) -> None:
         args.scenes = args.scenes * len(args.regions)
     if len(args.scenes) != len(args.regions):
         parser.error("--scenes takes one number or one per --regions value.")
+    if args.table_from:
+        print(table(json.loads(args.table_from.read_text())))
+        return
+    args.deadline = time.time() + 60 * args.time_limit if args.time_limit else None
     torch.set_num_threads(args.threads)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
