@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--searches",
         nargs="+",
-        default=["exact", "lazy", "stochastic", "bidirectional", "early_stop"],
+        default=["exact", "lazy", "stochastic", "bidirectional", "early_stop", "efficient"],
     )
     parser.add_argument("--batch-size", type=_batch_size, default="auto")
     parser.add_argument("--naive-steps", type=int, default=2, help="naive steps to time")
