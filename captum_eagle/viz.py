@@ -163,7 +163,7 @@ def _show_image(ax: Axes, image: np.ndarray, title: str | None = None) -> None:
 
 
 def _draw_boundaries(
-    ax: Axes, labels: np.ndarray, colour: str = "white", alpha: float = 0.5
+    ax: Axes, labels: np.ndarray, colour: str = "white", alpha: float = 0.2
 ) -> None:
     edges = find_boundaries(labels, mode="inner")
     overlay = np.zeros((*labels.shape, 4), dtype=np.float32)
@@ -448,7 +448,7 @@ def _draw_eagle_curves(ax: Axes, result: EagleResult, x: str) -> None:
         auc = float(np.trapezoid(values, fractions))
         ax.plot(fractions, values, style, color=colour, lw=2, label=f"{kind} (AUC {auc:.2f})")
     unit = "regions" if x == "regions" else "area"
-    ax.set_xlabel(f"fraction of {unit} inserted / deleted (Eagle order)", fontsize=_FONT)
+    ax.set_xlabel(f"fraction of {unit}, in Eagle order", fontsize=_FONT)
     ax.set_ylabel("mean target-token probability", fontsize=_FONT)
     ax.set_xlim(0, 1)
     _probability_limits(ax)
@@ -593,13 +593,14 @@ def plot_explanation(
             f"The result's regions are {tuple(result.feature_mask.shape[-2:])} but the sample's "
             f"image is {tuple(sample.image.shape[-2:])}; pass the sample that was explained."
         )
-    fig = _new_figure((11.0, 6.6), show)
-    grid = fig.add_gridspec(2, 3, height_ratios=(1.35, 1.0))
+    fig = _new_figure((10.0, 6.4), show)
+    top, bottom = fig.subfigures(2, 1, height_ratios=(1.45, 1.0))
+    panels = top.subplots(1, 3, width_ratios=(1.0, 1.22, 1.25))
     axes = {
-        "image": fig.add_subplot(grid[0, 0]),
-        "attribution": fig.add_subplot(grid[0, 1]),
-        "curves": fig.add_subplot(grid[0, 2]),
-        "influence": fig.add_subplot(grid[1, :]),
+        "image": panels[0],
+        "attribution": panels[1],
+        "curves": panels[2],
+        "influence": bottom.add_subplot(),
     }
     picture = _image_hwc(sample.image)
     _show_image(axes["image"], picture, "image")
