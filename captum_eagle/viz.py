@@ -563,8 +563,8 @@ def plot_explanation(
     r"""One figure that summarises an Eagle explanation (the CLI's PNG).
 
     Panels: the image at model resolution; the Eagle map overlaid with Captum's
-    ``visualize_image_attr`` (region boundaries drawn, the first ``label_top`` regions of the
-    order numbered); the insertion and deletion curves along the Eagle order (from the result's
+    ``visualize_image_attr`` (the first ``label_top`` regions of the order outlined and
+    numbered); the insertion and deletion curves along the Eagle order (from the result's
     trajectories, no extra forward); and the per-token influence bars under them.
 
     Args:
@@ -573,7 +573,7 @@ def plot_explanation(
         variant (str): influence variant for the bars. Default: ``"above_min"``.
         x (str): curve x-axis: ``"regions"`` (fraction of regions, default) or ``"area"``
             (fraction of image area).
-        label_top (int): number the first regions of the order on the map. Default: 3.
+        label_top (int): outline and number the first regions of the order. Default: 3.
         threshold (float): perception / language-prior split of the bars. Default: 0.5.
         title (str, optional): figure title. Default: the prompt and the answer.
         show (bool): call ``plt.show()``. Default: False.
@@ -609,7 +609,6 @@ def plot_explanation(
         result.attribution_map(),
         picture,
         ax=axes["attribution"],
-        feature_mask=labels,
         colorbar=True,
         outlier_perc=0,
         title=f"Eagle map ({result.n_regions} regions)",
@@ -626,11 +625,13 @@ def plot_explanation(
 
 
 def _number_regions(ax: Axes, labels: np.ndarray, regions: Sequence[int]) -> None:
-    """Write 1, 2, 3, ... on the given regions (at the region pixel nearest its centroid)."""
+    """Outline the given regions and write 1, 2, 3, ... on them (near each region's centroid)."""
     for rank, region in enumerate(regions, start=1):
-        rows, cols = np.nonzero(labels == region)
+        inside = labels == region
+        rows, cols = np.nonzero(inside)
         if rows.size == 0:
             continue
+        ax.contour(inside, levels=[0.5], colors=["white"], linewidths=1.2)
         nearest = np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2)
         ax.text(
             cols[nearest],

@@ -162,8 +162,9 @@ def test_plot_explanation_panels(explained, tmp_path) -> None:
     assert list(axes) == ["image", "attribution", "curves", "influence"]
     assert len(fig.axes) == 5  # four panels and the map's colour bar
     assert len(axes["image"].images) == 1
-    assert len(axes["attribution"].images) == 3  # grey image, heat map, region boundaries
+    assert len(axes["attribution"].images) == 2  # Captum's blend: grey image and heat map
     assert [t.get_text() for t in axes["attribution"].texts] == ["1", "2", "3"]
+    assert len(axes["attribution"].collections) == 3  # the outlines of those regions
     insertion, deletion = axes["curves"].lines
     np.testing.assert_allclose(insertion.get_xdata(), np.arange(7) / 6)
     np.testing.assert_allclose(insertion.get_ydata(), result.trajectories.mean(0).numpy())
@@ -173,7 +174,7 @@ def test_plot_explanation_panels(explained, tmp_path) -> None:
     _, axes = plot_explanation(result, sample, x="area", label_top=1)
     area = axes["curves"].lines[0].get_xdata()
     assert area[0] == 0 and area[-1] == pytest.approx(1.0) and np.all(np.diff(area) > 0)
-    assert len(axes["attribution"].texts) == 1
+    assert len(axes["attribution"].texts) == len(axes["attribution"].collections) == 1
     with pytest.raises(ValueError, match="'regions' or 'area'"):
         plot_explanation(result, sample, x="pixels")
 
