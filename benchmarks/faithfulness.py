@@ -27,6 +27,7 @@ Usage::
 
     python benchmarks/faithfulness.py --scenes 20 --regions 32 --out /tmp/faithfulness.json
     python benchmarks/faithfulness.py --model tiny --scenes 1 --regions 6 --methods eagle random
+    python benchmarks/faithfulness.py --report /tmp/faithfulness.json  # re-print saved tables
 """
 
 from __future__ import annotations
@@ -86,6 +87,15 @@ METRICS: tuple[str, ...] = (
 LOWER_IS_BETTER = {"deletion", "sensitive_deletion"}
 COMPARED = ("insertion", "deletion", "ahs", "point_mask_tie")
 EQUAL_BUDGET = "@eagle"
+LLM_PATHS: dict[str, dict[str, bool]] = {
+    "captum_llm_fa (defaults)": {},
+    "captum_llm_fa (use_cached_outputs=False)": {"use_cached_outputs": False},
+    "captum_llm_fa (forward_in_tokens=False)": {"forward_in_tokens": False},
+}
+"""Settings of ``LLMAttribution.attribute`` timed in the speed row. With its defaults
+(token-by-token decoding with a cache) on transformers 5, generation's input preparation drops
+``pixel_values``, so the model never sees the (perturbed) image and the map is all zero; the other
+two settings feed the image."""
 
 
 # -- forward counting --------------------------------------------------------------------------
@@ -381,8 +391,9 @@ def time_llm_attribution(
     r"""Time ``LLMAttribution(FeatureAblation(model), tokenizer)`` with ``ImageMaskInput``.
 
     On each scene's caption: Captum paints each ablated region black on the PIL image and re-runs
-    the processor and the model (token by token with a cache, its default), one perturbation at a
-    time. Our ``FeatureAblation`` and Eagle on the same sample and regions are timed alongside.
+    the processor and the model, one perturbation at a time, in each of the :data:`LLM_PATHS`
+    settings. Our ``FeatureAblation`` and Eagle on the same sample and regions are timed alongside.
+    ``nonzero_map`` flags maps that are zero everywhere (the image never reached the model).
     """
     from captum.attr import FeatureAblation, ImageMaskInput, LLMAttribution
     from PIL import Image
@@ -402,22 +413,23 @@ def time_llm_attribution(
             baseline=(0, 0, 0),
             processor_fn=processor_fn,
         )
-        llm_attribution = LLMAttribution(FeatureAblation(wrapper.model), wrapper.tokenizer)
         timings = {}
-        with counter.counting():
-            started = time.perf_counter()
-            llm_attribution.attribute(inputs, target=sample.answer_ids)
-            timings["captum_llm_feature_ablation"] = (
-                time.perf_counter() - started,
-                counter.images,
-                counter.calls,
-            )
+        for name, options in LLM_PATHS.items():
+            llm_attribution = LLMAttribution(FeatureAblation(wrapper.model), wrapper.tokenizer)
+            with counter.counting():
+                started = time.perf_counter()
+                result = llm_attribution.attribute(inputs, target=sample.answer_ids, **options)
+                seconds = time.perf_counter() - started
+            nonzero = bool(result.seq_attr.abs().sum() > 0)
+            timings[name] = (seconds, counter.images, counter.calls, nonzero)
         for name in ("feature_ablation", "eagle"):
             with counter.counting():
                 started = time.perf_counter()
-                get_method(name)(wrapper, sample, feature_mask, None)
-                timings[name] = (time.perf_counter() - started, counter.images, counter.calls)
-        for name, (seconds, images, calls) in timings.items():
+                attribution = get_method(name)(wrapper, sample, feature_mask, None)
+                seconds = time.perf_counter() - started
+            nonzero = bool(attribution.abs().sum() > 0)
+            timings[name] = (seconds, counter.images, counter.calls, nonzero)
+        for name, (seconds, images, calls, nonzero) in timings.items():
             rows.append(
                 {
                     "scene": scene.seed,
@@ -427,6 +439,7 @@ def time_llm_attribution(
                     "seconds": seconds,
                     "forwards": images,
                     "model_calls": calls,
+                    "nonzero_map": nonzero,
                 }
             )
     return rows
@@ -599,14 +612,15 @@ def markdown_speed(rows: Sequence[dict[str, Any]]) -> str:
         f"{_mean([r['regions'] for r in first]):.1f} regions, "
         f"{_mean([r['answer_tokens'] for r in first]):.1f} answer tokens on average",
         "",
-        "| method | s / expl | images / expl | model calls / expl |",
-        "|---|---:|---:|---:|",
+        "| method | s / expl | images / expl | model calls / expl | non-zero maps |",
+        "|---|---:|---:|---:|---:|",
     ]
     for name, group in groups.items():
         lines.append(
             f"| {name} | {_mean([r['seconds'] for r in group]):.2f} | "
             f"{_mean([r['forwards'] for r in group]):.0f} | "
-            f"{_mean([r['model_calls'] for r in group]):.0f} |"
+            f"{_mean([r['model_calls'] for r in group]):.0f} | "
+            f"{sum(r['nonzero_map'] for r in group)}/{len(group)} |"
         )
     return "\n".join(lines)
 
@@ -648,7 +662,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-minutes", type=float, help="stop starting new scenes after this")
     parser.add_argument("--model", choices=("shapes", "tiny"), default="shapes")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared CPU)"
+    )
     parser.add_argument("--out", type=Path, default=Path("faithfulness.json"))
+    parser.add_argument(
+        "--report", type=Path, help="print the tables of a saved JSON result and exit (no run)"
+    )
     return parser.parse_args(argv)
 
 
@@ -672,6 +692,15 @@ def machine() -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     r"""Run the benchmark described by parsed ``args``; return everything written to JSON."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     deadline = None if args.max_minutes is None else started + 60 * args.max_minutes
     wrapper = load_wrapper(args.model, args.batch_size)
@@ -682,11 +711,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     matching: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     completed: dict[str, int] = defaultdict(int)
-    stopped_early = False
+    speed = []
+    if args.llm_scenes > 0:
+        scenes = [generate_scene(base + i, "plain") for i in range(args.llm_scenes)]
+        speed = time_llm_attribution(wrapper, counter, scenes, args.regions[0])
+
+    def save(stopped_early: bool) -> dict[str, Any]:
+        result = {
+            "command": "python " + " ".join(sys.argv),
+            "config": {key: str(value) for key, value in vars(args).items()},
+            "machine": machine(),
+            "wall_minutes": (time.perf_counter() - started) / 60,
+            "stopped_early": stopped_early,
+            "scenes_per_kind": dict(completed),
+            "caption_matching": {kind: dict(counts) for kind, counts in matching.items()},
+            "methods": names,
+            "summary": summarise(records),
+            "comparisons": compare(records) if "eagle" in args.methods else [],
+            "captum_llm_speed": speed,
+            "records": records,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1, default=float))
+        return result
+
     for index in range(args.scenes):  # round-robin over kinds: stopping early keeps them balanced
         if deadline is not None and time.perf_counter() > deadline:
-            stopped_early = True
-            break
+            return save(stopped_early=True)
         for kind in args.kinds:
             scene = generate_scene(base + index, kind)
             cases, counts = build_cases(wrapper, scene, args.tasks, args.objects_per_scene, rng)
@@ -695,35 +746,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for n_regions in args.regions:
                 for case in cases:
                     feature_mask = FeatureMask.slico(case.sample.image, n_regions)
-                    records += explain_case(
-                        wrapper, counter, case, feature_mask, names, args.seed, n_regions
+                    records.extend(
+                        explain_case(
+                            wrapper, counter, case, feature_mask, names, args.seed, n_regions
+                        )
                     )
             completed[kind] += 1
+        save(stopped_early=False)  # after every round, so an interrupted run keeps its numbers
         elapsed = (time.perf_counter() - started) / 60
-        print(f"[{elapsed:.1f} min] scene {index + 1}/{args.scenes} done", flush=True)
-    speed = []
-    if args.llm_scenes > 0:
-        scenes = [generate_scene(base + i, "plain") for i in range(args.llm_scenes)]
-        speed = time_llm_attribution(wrapper, counter, scenes, sorted(args.regions)[0])
-    summary = summarise(records)
-    comparisons = compare(records) if "eagle" in args.methods else []
-    result = {
-        "command": "python " + " ".join(sys.argv),
-        "config": {key: str(value) for key, value in vars(args).items()},
-        "machine": machine(),
-        "wall_minutes": (time.perf_counter() - started) / 60,
-        "stopped_early": stopped_early,
-        "scenes_per_kind": dict(completed),
-        "caption_matching": {kind: dict(counts) for kind, counts in matching.items()},
-        "methods": names,
-        "summary": summary,
-        "comparisons": comparisons,
-        "captum_llm_speed": speed,
-        "records": records,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=float))
-    return result
+        print(f"[{elapsed:.1f} min] scene {index + 1}/{args.scenes} of each kind done", flush=True)
+    return save(stopped_early=False)
 
 
 def report(result: dict[str, Any]) -> str:
@@ -751,8 +783,10 @@ def report(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    result = run(args)
-    print(report(result))
+    if args.report is not None:
+        print(report(json.loads(args.report.read_text())))
+        return
+    print(report(run(args)))
 
 
 if __name__ == "__main__":

@@ -224,6 +224,8 @@ def test_benchmark_end_to_end_at_toy_size(tmp_path, capsys) -> None:
         assert record["forwards"] >= n * (n + 1)
     assert all(r["forwards"] == 0 for r in result["records"] if r["method"] == "random")
     speed = {row["method"] for row in result["captum_llm_speed"]}
-    assert speed == {"captum_llm_feature_ablation", "feature_ablation", "eagle"}
+    assert speed == {*faithfulness.LLM_PATHS, "feature_ablation", "eagle"}
+    nonzero = {row["method"]: row["nonzero_map"] for row in result["captum_llm_speed"]}
+    assert nonzero["captum_llm_fa (forward_in_tokens=False)"] and nonzero["eagle"]
     assert "| eagle |" in printed and "| kernel_shap@eagle |" in printed
     assert "Eagle wins vs" in printed
