@@ -6,8 +6,9 @@ same wrapper, sample and regions, and :mod:`captum_eagle.metrics` scores the map
 (``docs/method.md``, "Evaluation protocol"). Three tasks per scene:
 
 - ``caption``: the model's own caption of the scene, all answer tokens (sentence level);
-- ``word``: each colour / shape word of the caption that names a scene object
-  (``sample.with_targets(...)`` on that word), pointing game against that object's box and mask;
+- ``word``: colour / shape words of the caption (``sample.with_targets(...)`` on the word's
+  tokens), pointing game against the boxes and masks of the scene objects with that colour / shape
+  (see :func:`grounded_words`);
 - ``qa``: the scene's first yes/no question, first answer token of the model's own answer; pointing
   game against the objects that match the question when the model answered "yes" and such objects
   exist.
@@ -33,7 +34,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import os
@@ -186,88 +186,77 @@ def _object_regions(scene: Scene, indices: Sequence[int]) -> tuple[torch.Tensor,
     return box, mask
 
 
-def caption_phrases(sample: PreparedSample) -> list[tuple[str, str, list[int], list[int]]]:
-    r"""``(colour, shape, colour token indices, shape token indices)`` for each "colour shape"
-    phrase of the answer, in order."""
-    spans = [(word.lower(), indices) for word, indices in sample.word_spans()]
-    phrases = []
-    for (word, indices), (following, following_indices) in itertools.pairwise(spans):
-        if word in COLOURS and following in SHAPES:
-            phrases.append((word, following, indices, following_indices))
-    return phrases
+def grounded_words(scene: Scene, sample: PreparedSample) -> tuple[list[tuple], int]:
+    r"""The colour and shape words of an answer with the scene objects they can refer to.
 
+    A colour word (e.g. "red") refers to every scene object of that colour, a shape word to every
+    object of that shape: the pointing game then asks whether the word's map peaks on an object that
+    has the named attribute. (The shapes model often names the right colours with a wrong shape or
+    leaves objects out, so pairing whole "colour shape" phrases with objects would drop most words.)
+    Words naming an attribute no object has (hallucinated words) have no ground truth and are left
+    out.
 
-def match_phrases(
-    scene: Scene, phrases: list[tuple[str, str, list[int], list[int]]]
-) -> list[tuple[int, tuple[str, str, list[int], list[int]]]]:
-    r"""Pair caption phrases with scene objects: ``[(object index, phrase)]``.
+    Args:
+        scene (Scene): the scene the answer describes.
+        sample (PreparedSample): the model's answer.
 
-    The k-th phrase naming a (colour, shape) pair is matched to the k-th object (left to right) with
-    that pair, but only when the caption names the pair exactly as many times as the scene holds it;
-    phrases for absent or miscounted objects are left out (their ground truth is ambiguous).
+    Returns:
+        (list, int): ``[(word, answer token indices, object indices)]`` in answer order for the
+        grounded words, and the number of colour / shape words in the answer.
     """
-    phrases_by_pair: dict[tuple[str, str], list] = defaultdict(list)
-    for phrase in phrases:
-        phrases_by_pair[phrase[:2]].append(phrase)
-    objects_by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for index, item in enumerate(scene.objects):
-        objects_by_pair[(item.colour, item.shape)].append(index)
-    matched = []
-    for pair, named in phrases_by_pair.items():
-        present = objects_by_pair.get(pair, [])
-        if len(present) == len(named):
-            matched.extend(zip(present, named, strict=True))
-    return sorted(matched, key=lambda item: item[1][2][0])
+    grounded, n_words = [], 0
+    for word, indices in sample.word_spans():
+        word = word.lower()
+        attribute = "colour" if word in COLOURS else "shape" if word in SHAPES else None
+        if attribute is None:
+            continue
+        n_words += 1
+        referents = [i for i, item in enumerate(scene.objects) if getattr(item, attribute) == word]
+        if referents:
+            grounded.append((word, indices, referents))
+    return grounded, n_words
 
 
 def build_cases(
     wrapper: MLLMForwardWrapper,
     scene: Scene,
     tasks: Sequence[str],
-    objects_per_scene: int | None,
+    words_per_scene: int | None,
     rng: np.random.Generator,
 ) -> tuple[list[Case], dict[str, int]]:
-    r"""The explanations of one scene and counts of what could (not) be matched.
+    r"""The explanations of one scene and counts of the caption's words.
 
     Args:
         wrapper (MLLMForwardWrapper): the model.
         scene (Scene): a generated scene.
         tasks (sequence of str): which of :data:`TASKS` to build.
-        objects_per_scene (int, optional): explain the words of at most this many matched objects
-            (drawn with ``rng``); ``None`` explains all of them.
-        rng (numpy Generator): draws the objects when ``objects_per_scene`` is set.
+        words_per_scene (int, optional): explain at most this many grounded caption words (drawn
+            with ``rng``, see :func:`grounded_words`); ``None`` explains all of them.
+        rng (numpy Generator): draws the words when ``words_per_scene`` is set.
 
     Returns:
-        (list of Case, dict): the cases and ``{"phrases", "matched_objects", "explained_objects"}``.
+        (list of Case, dict): the cases and ``{"words", "grounded_words", "explained_words"}``
+        (colour / shape words in the caption, those naming an attribute of a scene object, those
+        explained).
     """
     cases: list[Case] = []
-    counts = {"phrases": 0, "matched_objects": 0, "explained_objects": 0}
+    counts = {"words": 0, "grounded_words": 0, "explained_words": 0}
     if "caption" in tasks or "word" in tasks:
         caption = wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT)
         if "caption" in tasks:
             cases.append(Case("caption", scene.kind, scene.seed, "sentence", caption))
         if "word" in tasks:
-            phrases = caption_phrases(caption)
-            matched = match_phrases(scene, phrases)
-            counts["phrases"], counts["matched_objects"] = len(phrases), len(matched)
-            if objects_per_scene is not None and len(matched) > objects_per_scene:
-                keep = sorted(rng.choice(len(matched), objects_per_scene, replace=False).tolist())
-                matched = [matched[i] for i in keep]
-            counts["explained_objects"] = len(matched)
-            for index, (colour, shape, colour_tokens, shape_tokens) in matched:
-                box, mask = _object_regions(scene, [index])
-                for word, tokens in ((colour, colour_tokens), (shape, shape_tokens)):
-                    cases.append(
-                        Case(
-                            "word",
-                            scene.kind,
-                            scene.seed,
-                            f"{word}#{tokens[0]}",
-                            caption.with_targets(tokens),
-                            box,
-                            mask,
-                        )
-                    )
+            words, counts["words"] = grounded_words(scene, caption)
+            counts["grounded_words"] = len(words)
+            if words_per_scene is not None and len(words) > words_per_scene:
+                keep = sorted(rng.choice(len(words), words_per_scene, replace=False).tolist())
+                words = [words[i] for i in keep]
+            counts["explained_words"] = len(words)
+            for word, tokens, referents in words:
+                box, mask = _object_regions(scene, referents)
+                label = f"{word}#{tokens[0]}"
+                sample = caption.with_targets(tokens)
+                cases.append(Case("word", scene.kind, scene.seed, label, sample, box, mask))
     if "qa" in tasks and scene.questions:
         question = scene.questions[0]
         sample = wrapper.prepare(scene.image, question_prompt(question), max_new_tokens=4)
@@ -276,17 +265,8 @@ def build_cases(
         said_yes = sample.answer_tokens[0].strip().lower() == "yes"
         if said_yes and question.evidence:
             box, mask = _object_regions(scene, question.evidence)
-        cases.append(
-            Case(
-                "qa",
-                scene.kind,
-                scene.seed,
-                f"{question.text} -> {sample.answer_tokens[0].strip()}",
-                sample,
-                box,
-                mask,
-            )
-        )
+        label = f"{question.text} -> {sample.answer_tokens[0].strip()}"
+        cases.append(Case("qa", scene.kind, scene.seed, label, sample, box, mask))
     return cases, counts
 
 
@@ -652,9 +632,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="skip the sampling methods' runs at Eagle's forward count",
     )
     parser.add_argument(
-        "--objects-per-scene",
+        "--words-per-scene",
         type=int,
-        help="explain the words of at most this many (randomly drawn) objects per scene",
+        help="explain at most this many (randomly drawn) grounded caption words per scene",
     )
     parser.add_argument(
         "--llm-scenes", type=int, default=3, help="scenes for the Captum LLMAttribution speed row"
@@ -724,7 +704,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             "wall_minutes": (time.perf_counter() - started) / 60,
             "stopped_early": stopped_early,
             "scenes_per_kind": dict(completed),
-            "caption_matching": {kind: dict(counts) for kind, counts in matching.items()},
+            "caption_words": {kind: dict(counts) for kind, counts in matching.items()},
             "methods": names,
             "summary": summarise(records),
             "comparisons": compare(records) if "eagle" in args.methods else [],
@@ -740,7 +720,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             return save(stopped_early=True)
         for kind in args.kinds:
             scene = generate_scene(base + index, kind)
-            cases, counts = build_cases(wrapper, scene, args.tasks, args.objects_per_scene, rng)
+            cases, counts = build_cases(wrapper, scene, args.tasks, args.words_per_scene, rng)
             for key, value in counts.items():
                 matching[kind][key] += value
             for n_regions in args.regions:
@@ -767,8 +747,8 @@ def report(result: dict[str, Any]) -> str:
         f"threads), torch {where['torch']}, captum {where['captum']}; "
         f"wall time {result['wall_minutes']:.1f} min"
         + (" (stopped early by --max-minutes)" if result["stopped_early"] else ""),
-        f"Scenes per kind: {result['scenes_per_kind']}; caption phrases / objects matched / "
-        f"explained: {result['caption_matching']}",
+        f"Scenes per kind: {result['scenes_per_kind']}; colour / shape words in the captions "
+        f"(all, grounded in a scene object, explained): {result['caption_words']}",
         markdown_tables(result["summary"], names),
     ]
     if result["comparisons"]:

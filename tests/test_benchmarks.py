@@ -106,24 +106,32 @@ def test_forward_counter_counts_images_and_calls(llava, llava_sample) -> None:
     assert counter.images == 20
 
 
-def test_phrases_match_objects_in_order_and_skip_miscounted_pairs(llava) -> None:
-    objects = [
-        _object("red", "circle", 0),
-        _object("red", "circle", 20),
-        _object("blue", "cross", 40),
-    ]
-    caption = llava.prepare(
-        np.zeros((64, 64, 3), np.uint8),
-        "describe the image .",
-        "a red circle and a red circle and a blue cross .",
+def test_caption_words_are_grounded_in_objects_sharing_the_attribute(llava) -> None:
+    scene = _scene(
+        [_object("red", "circle", 0), _object("red", "cross", 20), _object("blue", "cross", 40)]
     )
-    phrases = faithfulness.caption_phrases(caption)
-    assert [phrase[:2] for phrase in phrases] == [("red", "circle")] * 2 + [("blue", "cross")]
-    matched = faithfulness.match_phrases(_scene(objects), phrases)
-    assert [index for index, _ in matched] == [0, 1, 2]
-    # The caption names one red circle where the scene has two: that pair is ambiguous, dropped.
-    matched = faithfulness.match_phrases(_scene(objects), [phrases[0], phrases[2]])
-    assert [index for index, _ in matched] == [2]
+    caption = llava.prepare(
+        np.zeros((32, 32, 3), np.uint8),
+        "describe the image .",
+        "a red circle and a green cross and a blue square .",
+    )
+    words, n_words = faithfulness.grounded_words(scene, caption)
+    assert n_words == 6  # red circle green cross blue square
+    # "green" and "square" name no object: no ground truth.
+    assert [(word, referents) for word, _, referents in words] == [
+        ("red", [0, 1]),
+        ("circle", [0]),
+        ("cross", [1, 2]),
+        ("blue", [2]),
+    ]
+    assert [caption.answer_tokens[i].strip() for _, indices, _ in words for i in indices] == [
+        "red",
+        "circle",
+        "cross",
+        "blue",
+    ]
+    box, mask = faithfulness._object_regions(scene, [1, 2])
+    assert int(mask.sum()) == 200 and int(box.sum()) == 200  # two 10x10 objects, tight boxes
 
 
 def _record(method: str, label: str, insertion: float, deletion: float) -> dict:
@@ -194,7 +202,7 @@ def test_benchmark_end_to_end_at_toy_size(tmp_path, capsys) -> None:
             "--kinds", "plain", "redundant",
             "--regions", "6",
             "--methods", "eagle", "kernel_shap", "random",
-            "--objects-per-scene", "1",
+            "--words-per-scene", "1",
             "--llm-scenes", "1",
             "--out", str(out),
         ]
