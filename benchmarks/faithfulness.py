@@ -680,9 +680,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(threads)
 
 
+def weights_info(model: str) -> dict[str, Any]:
+    """Which shapes weights were benchmarked: file hash and the training script's summary."""
+    if model != "shapes":
+        return {"model": model}
+    import hashlib
+
+    from captum_eagle.zoo import WEIGHTS_DIR
+
+    info = {
+        "model": model,
+        "weights_sha256": hashlib.sha256(
+            (WEIGHTS_DIR / "model.safetensors").read_bytes()
+        ).hexdigest(),
+    }
+    training = WEIGHTS_DIR / "training_info.json"
+    if training.is_file():
+        info["training_info"] = json.loads(training.read_text())
+    return info
+
+
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     deadline = None if args.max_minutes is None else started + 60 * args.max_minutes
+    weights = weights_info(args.model)
     wrapper = load_wrapper(args.model, args.batch_size)
     counter = ForwardCounter(wrapper.model)
     names = variants(args.methods, args.equal_budget)
@@ -701,6 +722,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             "command": "python " + " ".join(sys.argv),
             "config": {key: str(value) for key, value in vars(args).items()},
             "machine": machine(),
+            "weights": weights,
             "wall_minutes": (time.perf_counter() - started) / 60,
             "stopped_early": stopped_early,
             "scenes_per_kind": dict(completed),
@@ -747,6 +769,7 @@ def report(result: dict[str, Any]) -> str:
         f"threads), torch {where['torch']}, captum {where['captum']}; "
         f"wall time {result['wall_minutes']:.1f} min"
         + (" (stopped early by --max-minutes)" if result["stopped_early"] else ""),
+        f"Weights: {result.get('weights', {}).get('weights_sha256', 'not recorded')}",
         f"Scenes per kind: {result['scenes_per_kind']}; colour / shape words in the captions "
         f"(all, grounded in a scene object, explained): {result['caption_words']}",
         markdown_tables(result["summary"], names),
