@@ -22,7 +22,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from .scenes import COLOURS, IMAGE_SIZE, SHAPES
+from .scenes import COLOURS, IMAGE_SIZE, SHAPES, Question
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -46,8 +46,10 @@ PATCH_SIZE = 8
 IMAGE_TOKEN = "<image>"
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 
-#: Jinja chat template: ``"<s><image> describe the image. answer:"`` for one user turn with an
-#: image and a generation prompt. An assistant turn renders as ``" <text></s>"``.
+#: Jinja chat template: ``"<s>describe the image. <image> answer:"`` for one user turn with an
+#: image and a generation prompt. The text comes before the image whatever the content order, so
+#: that (in this causal model) every image token can already see what is asked about. An
+#: assistant turn renders as ``" <text></s>"``.
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{% for message in messages %}"
@@ -55,8 +57,10 @@ CHAT_TEMPLATE = (
     "{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}"
     "{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}{{ '<image> ' }}"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% if item['type'] == 'text' %}{{ item['text'] + ' ' }}{% endif %}"
+    "{% endfor %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}{{ '<image>' }}{% endif %}"
     "{% endfor %}"
     "{% endif %}"
     "{% else %}"
@@ -232,7 +236,7 @@ def chat_prompt(processor: LlavaProcessor, prompt: str) -> str:
     Returns
     -------
     str
-        E.g. ``"<s><image> describe the image. answer:"``.
+        E.g. ``"<s>describe the image. <image> answer:"``.
     """
     conversation = [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}
@@ -240,7 +244,7 @@ def chat_prompt(processor: LlavaProcessor, prompt: str) -> str:
     return processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
 
 
-def question_prompt(question) -> str:
+def question_prompt(question: Question | str) -> str:
     """Return the user prompt for a yes/no question.
 
     Parameters

@@ -26,8 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "COLOURS",
@@ -161,7 +165,7 @@ class Scene:
     kind: str
     seed: int
 
-    def pil(self):
+    def pil(self) -> Image.Image:
         """Return the image as a ``PIL.Image.Image`` (RGB)."""
         from PIL import Image
 

@@ -10,9 +10,10 @@ inference (chat template + processor, then the answer tokens and ``</s>``). The 
 answer tokens and is averaged per sample, then over the batch, so that the one-word yes/no answers
 weigh as much as whole captions.
 
-With ``--steps`` the run is fully determined by its arguments. With ``--minutes`` only, the number
-of steps is derived from the speed of the first steps (and written to ``training_info.json``, so the
-run can be repeated with ``--steps``).
+With ``--steps`` the run is fully determined by its arguments. With ``--minutes`` only, the run
+stops after that wall-clock time and its learning-rate schedule follows elapsed time, so the
+result depends on the machine's speed; the number of steps done is written to
+``training_info.json``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _training_example(
 
 
 def sample_batch(
-    processor, seeds: list[int], p_caption: float = 0.35, p_partial_no: float = 0.03
+    processor, seeds: list[int], p_caption: float = 0.5, p_partial_no: float = 0.03
 ) -> dict[str, torch.Tensor]:
     """Build one training batch from training seeds.
 
@@ -73,7 +74,7 @@ def sample_batch(
     processor : transformers.LlavaProcessor
     seeds : list of int
         One scene seed per sample (must be below :data:`EVAL_SEED`).
-    p_caption : float, default 0.35
+    p_caption : float, default 0.5
         Probability that a sample is a caption (otherwise a yes/no question).
     p_partial_no : float, default 0.03
         Among "no" questions, the probability of asking about an absent object that shares an
@@ -125,10 +126,11 @@ def train(
     batch_size: int = 64,
     lr: float = 2e-3,
     warmup: int = 100,
-    p_caption: float = 0.35,
+    p_caption: float = 0.5,
     p_partial_no: float = 0.03,
     threads: int = 2,
     eval_scenes: int = 200,
+    checkpoint_minutes: float = 0.0,
 ) -> dict:
     """Train the shapes model and save it to ``out``.
 
@@ -137,7 +139,8 @@ def train(
     out : str or Path
         Output folder.
     minutes : float, default 25
-        Time budget used to choose the number of steps when ``steps`` is None.
+        Wall-clock budget when ``steps`` is None: training stops after that time and the cosine
+        schedule follows elapsed time.
     steps : int, optional
         Number of optimisation steps (makes the run independent of machine speed).
     seed : int, default 0
@@ -152,6 +155,8 @@ def train(
     threads : int, default 2
     eval_scenes : int, default 200
         Evaluation scenes per kind measured at the end (0 to skip).
+    checkpoint_minutes : float, default 0
+        If positive, also save to ``out`` every that many minutes.
 
     Returns
     -------
@@ -166,24 +171,24 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     seed_base = seed * 100_000
     t0 = time.perf_counter()
-    total = steps
-    calibrate = (10, 40)  # time steps 10..40 (the first steps are slower)
-    t_cal = t0
+    budget = minutes * 60.0
+    last_save = t0
     step = 0
     losses: list[float] = []
-    while total is None or step < total:
-        if total is None and step == calibrate[0]:
-            t_cal = time.perf_counter()
-        if total is None and step == calibrate[1]:
-            per_step = (time.perf_counter() - t_cal) / (calibrate[1] - calibrate[0])
-            spent = time.perf_counter() - t0
-            total = max(int((minutes * 60 - spent) / per_step) + step, step + 1)
-            print(f"calibrated: {per_step:.2f} s/step -> {total} steps", flush=True)
-        horizon = total if total is not None else int(1e9)
-        if step < warmup:
-            scale = (step + 1) / warmup
+    while True:
+        elapsed = time.perf_counter() - t0
+        if steps is not None:
+            if step >= steps:
+                break
+            progress = step / steps
         else:
-            scale = 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(horizon - warmup, 1)))
+            # Time-bounded run: the schedule follows wall-clock progress, so the run ends on time
+            # whatever the load of the machine (the number of steps done is recorded).
+            if elapsed >= budget:
+                break
+            progress = elapsed / budget
+        warm = (step + 1) / warmup
+        scale = warm if step < warmup else 0.5 * (1 + math.cos(math.pi * progress))
         for g in opt.param_groups:
             g["lr"] = lr * scale
         seeds = [seed_base + step * batch_size + i for i in range(batch_size)]
@@ -201,10 +206,13 @@ def train(
         if step % 25 == 0:
             el = time.perf_counter() - t0
             print(
-                f"step {step}/{total} loss {np.mean(losses[-25:]):.4f} lr {lr * scale:.2e} "
-                f"{el:.0f}s",
+                f"step {step} loss {np.mean(losses[-25:]):.4f} lr {lr * scale:.2e} {el:.0f}s",
                 flush=True,
             )
+        if checkpoint_minutes and time.perf_counter() - last_save > checkpoint_minutes * 60:
+            save_all(model, processor, out)
+            last_save = time.perf_counter()
+            model.train()
     train_seconds = time.perf_counter() - t0
     model.eval()
     save_all(model, processor, out)
@@ -250,10 +258,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--p-caption", type=float, default=0.35)
+    ap.add_argument("--p-caption", type=float, default=0.5)
     ap.add_argument("--p-partial-no", type=float, default=0.03)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-scenes", type=int, default=200)
+    ap.add_argument("--checkpoint-minutes", type=float, default=0.0)
     args = ap.parse_args(argv)
     train(
         args.out,
@@ -266,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         p_partial_no=args.p_partial_no,
         threads=args.threads,
         eval_scenes=args.eval_scenes,
+        checkpoint_minutes=args.checkpoint_minutes,
     )
 
 
