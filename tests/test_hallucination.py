@@ -261,3 +261,37 @@ def _shapes_wrapper() -> MLLMForwardWrapper:
     if not (WEIGHTS_DIR / "model.safetensors").is_file():
         pytest.skip("the shapes model weights are not trained yet")
     return MLLMForwardWrapper(*load_default_model(), batch_size=32)
+
+
+def _first_hallucination(wrapper: MLLMForwardWrapper, seeds: range):
+    """The first partial-match scene the model answers "yes" although the object is absent, and
+    whose answer flips when one distractor object alone is removed (the oracle cause)."""
+    from captum_eagle.zoo import generate_scene, question_prompt
+
+    for seed in seeds:
+        scene = generate_scene(seed, kind="partial_match")
+        question = scene.questions[0]
+        probe = wrapper.prepare(scene.image, question_prompt(question), "no")
+        answer = wrapper.generate(probe.image, probe, max_new_tokens=4)[0]
+        if answer_word(answer) != "yes":
+            continue
+        masks = torch.stack([torch.from_numpy(obj.mask) for obj in scene.objects])
+        removed = torch.where(masks[:, None], torch.zeros(()), probe.image)
+        flips = [answer_word(text) == "no" for text in wrapper.generate(removed, probe)]
+        causes = [i for i, flip in enumerate(flips) if flip]
+        if causes:
+            return scene, question, answer, masks[causes].any(0)
+    pytest.skip(f"the shapes model makes no single-cause hallucination on seeds {seeds}")
+
+
+def test_shapes_model_hallucination_is_fixed_by_removing_its_distractor():
+    wrapper = _shapes_wrapper()
+    scene, question, answer, cause = _first_hallucination(wrapper, range(40))
+    case = prepare_case(wrapper, scene.image, question.text, answer=answer, correct="no")
+    assert case.sample.target_tokens == ["no"]
+    result = explain_hallucination(wrapper, case, n_segments=16, generate_batch_size=4)
+    assert result.corrected
+    assert result.answers[result.flip_point].strip().startswith("no")
+    assert result.probabilities[result.flip_point] > result.probabilities[0]
+    first = result.feature_mask[0, 0] == result.removal_order[0]
+    assert (first & cause).sum() >= 0.25 * first.sum()
