@@ -131,6 +131,7 @@ def train(
     threads: int = 2,
     eval_scenes: int = 200,
     checkpoint_minutes: float = 0.0,
+    init: str | Path | None = None,
 ) -> dict:
     """Train the shapes model and save it to ``out``.
 
@@ -157,6 +158,9 @@ def train(
         Evaluation scenes per kind measured at the end (0 to skip).
     checkpoint_minutes : float, default 0
         If positive, also save to ``out`` every that many minutes.
+    init : str or Path, optional
+        Continue from the weights saved in this folder instead of a fresh initialisation (use a
+        different ``seed`` than the first stage so that new training scenes are drawn).
 
     Returns
     -------
@@ -167,6 +171,10 @@ def train(
     torch.manual_seed(seed)
     processor = build_processor()
     model = build_model(processor.tokenizer, seed=seed)
+    if init is not None:
+        from .model import load_default_model
+
+        model, _ = load_default_model(path=init)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     seed_base = seed * 100_000
@@ -227,6 +235,7 @@ def train(
         "train_seconds": round(train_seconds, 1),
         "final_loss": float(np.mean(losses[-25:])),
         "torch": torch.__version__,
+        "init": str(init) if init is not None else None,
     }
     if eval_scenes:
         from .model import load_default_model
@@ -263,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-scenes", type=int, default=200)
     ap.add_argument("--checkpoint-minutes", type=float, default=0.0)
+    ap.add_argument("--init", default=None, help="continue from weights in this folder")
     args = ap.parse_args(argv)
     train(
         args.out,
@@ -276,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
         threads=args.threads,
         eval_scenes=args.eval_scenes,
         checkpoint_minutes=args.checkpoint_minutes,
+        init=args.init,
     )
 
 
