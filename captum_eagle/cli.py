@@ -28,7 +28,14 @@ import torch
 
 from captum_eagle.search import get_search, list_searches
 
-__all__ = ["DEFAULT_MODEL_BATCH_SIZE", "DEFAULT_REGIONS", "CommandError", "explain", "main"]
+__all__ = [
+    "DEFAULT_MODEL_BATCH_SIZE",
+    "DEFAULT_MODEL_THREADS",
+    "DEFAULT_REGIONS",
+    "CommandError",
+    "explain",
+    "main",
+]
 
 #: Default number of SLICO regions of ``captum-eagle explain``, the paper's 64. The exact search
 #: costs about ``N (N + 1)`` forwards; with the bundled model at batch 128 the whole demo command
@@ -38,6 +45,11 @@ DEFAULT_REGIONS = 64
 #: Batch size of the bundled model's forwards. Measured on a two-core CPU: 10.8 ms of CPU per
 #: image at 128 against 24.5 ms at 16, and one exact-search step at 64 regions is 128 images.
 DEFAULT_MODEL_BATCH_SIZE = 128
+
+#: CPU threads for the bundled model. Measured on the shared two-core CPU: the default demo took
+#: 29-32 s with one torch thread against 120-130 s with two (its matrices are too small to split,
+#: and two threads spin-wait for each other on a busy machine).
+DEFAULT_MODEL_THREADS = 1
 
 _PROG = "captum-eagle"
 
@@ -97,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_batch_size,
         help="images per model forward, or 'auto' (measured while searching). Default: "
         f"{DEFAULT_MODEL_BATCH_SIZE} with the bundled model, 'auto' with any other",
+    )
+    explain_parser.add_argument(
+        "--threads",
+        type=int,
+        help=f"CPU threads of torch. Default: {DEFAULT_MODEL_THREADS} with the bundled model, "
+        "torch's default with any other",
     )
     explain_parser.add_argument(
         "--seed",
@@ -170,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             regions=args.regions,
             search=args.search,
             batch_size=args.batch_size,
+            threads=args.threads,
             seed=args.seed,
             scene=args.scene,
             max_new_tokens=args.max_new_tokens,
@@ -198,6 +217,7 @@ def explain(
     regions: int = DEFAULT_REGIONS,
     search: str = "exact",
     batch_size: int | str | None = None,
+    threads: int | None = None,
     seed: int = 0,
     scene: str = "plain",
     max_new_tokens: int = 32,
@@ -218,6 +238,8 @@ def explain(
         batch_size (int or str, optional): images per forward, or ``"auto"`` (measured while
             searching). Default: :data:`DEFAULT_MODEL_BATCH_SIZE` with the bundled model,
             ``"auto"`` with any other.
+        threads (int, optional): torch CPU threads while explaining (restored afterwards).
+            Default: :data:`DEFAULT_MODEL_THREADS` with the bundled model, unchanged otherwise.
         seed (int): scene seed (and seed of randomised searches).
         scene (str): kind of generated scene.
         max_new_tokens (int): answer length when no target is given.
@@ -234,9 +256,6 @@ def explain(
         CommandError: for a missing or unreadable image, a model not available offline,
             ``regions < 2`` and other bad input, with a message naming the fix.
     """
-    from captum_eagle.attribution import EagleAttribution
-    from captum_eagle.masks import FeatureMask
-
     if regions < 2:
         raise CommandError(f"--regions must be at least 2 (got {regions}).")
     if batch_size is None:
@@ -246,6 +265,54 @@ def explain(
     for path in (out, json_out):
         if path is not None and not Path(path).parent.is_dir():
             raise CommandError(f"cannot write {path}: folder {Path(path).parent} does not exist.")
+    if threads is None and model == "default":
+        threads = DEFAULT_MODEL_THREADS
+    if threads is not None and threads < 1:
+        raise CommandError(f"--threads must be at least 1 (got {threads}).")
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _explain(
+            image=image,
+            prompt=prompt,
+            target=target,
+            model=model,
+            regions=regions,
+            search=search,
+            batch_size=batch_size,
+            seed=seed,
+            scene=scene,
+            max_new_tokens=max_new_tokens,
+            out=out,
+            json_out=json_out,
+            dpi=dpi,
+            show_progress=show_progress,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _explain(
+    *,
+    image: str | Path | None,
+    prompt: str | None,
+    target: str | None,
+    model: str,
+    regions: int,
+    search: str,
+    batch_size: int | str,
+    seed: int,
+    scene: str,
+    max_new_tokens: int,
+    out: str | Path,
+    json_out: str | Path | None,
+    dpi: int,
+    show_progress: bool,
+) -> dict[str, Any]:
+    from captum_eagle.attribution import EagleAttribution
+    from captum_eagle.masks import FeatureMask
+
     picture, source = _load_image(image, seed, scene)
     wrapper, prompt = _load_model(model, prompt, batch_size)
     strategy = _strategy(search, seed)

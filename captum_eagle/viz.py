@@ -616,7 +616,7 @@ def plot_explanation(
     _number_regions(axes["attribution"], labels, result.order[:label_top].tolist())
     _draw_eagle_curves(axes["curves"], result, x)
     axes["curves"].set_title(
-        f"{result.forwards} forwards, {result.seconds:.1f} s ({result.search})", fontsize=_FONT
+        f"along the order ({result.search} search, {result.forwards} forwards)", fontsize=_FONT
     )
     plot_token_influence(result, variant, ax=axes["influence"], threshold=threshold)
     fig.suptitle(title or f"prompt: {sample.prompt!r}", fontsize=_FONT + 2)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
 from captum_eagle.cli import main
@@ -43,9 +44,11 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_explain_generated_scene_end_to_end(tmp_path, capsys) -> None:
+    threads = torch.get_num_threads()
     png, report = tmp_path / "demo.png", tmp_path / "demo.json"
     argv = ["explain", "--regions", "8", "--out", str(png), "--json", str(report), "--no-progress"]
     assert main(argv) == 0
+    assert torch.get_num_threads() == threads  # the one-thread default is restored afterwards
     assert png.read_bytes().startswith(PNG_SIGNATURE)
     with Image.open(png) as picture:
         assert picture.width > 600 and picture.height > 400
@@ -113,6 +116,8 @@ def test_other_user_errors(tmp_path, capsys) -> None:
     out = str(tmp_path / "x.png")
     assert main(["explain", "--model", "some/model", "--out", out]) == 2
     assert "--prompt is required with --model some/model" in _one_line_error(capsys)
+    assert main(["explain", "--threads", "0", "--out", out]) == 2
+    assert "--threads must be at least 1 (got 0)" in _one_line_error(capsys)
     assert main(["explain", "--scene", "busy", "--out", out]) == 2
     assert "unknown --scene 'busy'" in _one_line_error(capsys)
     assert main(["explain", "--regions", "4", "--out", str(tmp_path / "no" / "x.png")]) == 2
