@@ -3,7 +3,7 @@ r"""The ``captum-eagle`` command.
 ``captum-eagle explain [IMAGE] --out out.png [--json out.json]`` explains which image regions made
 a multimodal LLM write each word of its answer, and draws the summary figure
 (:func:`captum_eagle.viz.plot_explanation`). Without ``IMAGE`` it explains a generated scene
-(seeded) with the bundled shapes model, offline, in about a minute on a laptop CPU.
+(seeded) with the bundled shapes model, offline (about 30 s on a two-core CPU).
 
 ``captum-eagle run MANIFEST --out DIR ...`` runs a whole data set (see :mod:`captum_eagle.runner`).
 
@@ -38,12 +38,13 @@ __all__ = [
 ]
 
 #: Default number of SLICO regions of ``captum-eagle explain``, the paper's 64. The exact search
-#: costs about ``N (N + 1)`` forwards; with the bundled model at batch 128 the whole demo command
-#: took about a minute on a shared two-core CPU.
+#: costs about ``N (N + 1)`` forwards; with the bundled model (batch 128, one thread) the whole
+#: demo command took about 30 s on a shared two-core CPU.
 DEFAULT_REGIONS = 64
 
-#: Batch size of the bundled model's forwards. Measured on a two-core CPU: 10.8 ms of CPU per
-#: image at 128 against 24.5 ms at 16, and one exact-search step at 64 regions is 128 images.
+#: Batch size of the bundled model's forwards (one exact-search step at 64 regions is 128 images).
+#: Measured on the shared two-core CPU: with one thread, batches of 16 to 128 cost the same
+#: (3.0-3.3 ms of CPU per image); with two threads, 128 cost 10.8 ms per image against 24.5 at 16.
 DEFAULT_MODEL_BATCH_SIZE = 128
 
 #: CPU threads for the bundled model. Measured on the shared two-core CPU: the default demo took
