@@ -771,7 +771,8 @@ def report(result: dict[str, Any]) -> str:
         + (" (stopped early by --max-minutes)" if result["stopped_early"] else ""),
         f"Weights: {result.get('weights', {}).get('weights_sha256', 'not recorded')}",
         f"Scenes per kind: {result['scenes_per_kind']}; colour / shape words in the captions "
-        f"(all, grounded in a scene object, explained): {result['caption_words']}",
+        "(all, grounded in a scene object, explained): "
+        f"{result.get('caption_words', 'not recorded')}",
         markdown_tables(result["summary"], names),
     ]
     if result["comparisons"]:
