@@ -513,9 +513,11 @@ def _hallucination(
         return None
     case = prepare_case(wrapper, image, entry.prompt, answer=sample.answer, correct=expected)
     batch_size = config.batch_size if isinstance(config.batch_size, int) else None
-    common = {"baseline": config.baseline, "batch_size": batch_size}
+    common = {"baseline": config.baseline, "generate_batch_size": batch_size}
     if config.method == "eagle":
-        result = explain_hallucination(wrapper, case, mask, search=config.search, **common)
+        result = explain_hallucination(
+            wrapper, case, mask, search=config.search, batch_size=batch_size, **common
+        )
     else:
         counterfactual = _explain(wrapper, case.sample, mask, config, f"{entry.id}/hallucination")
         attribution = counterfactual.attribution
