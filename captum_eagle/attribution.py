@@ -223,8 +223,10 @@ class EagleAttribution(PerturbationAttribution):
             additional_forward_args: ``(sample,)`` from :meth:`MLLMForwardWrapper.prepare`.
             feature_mask (FeatureMask or Tensor): regions ``(1, 1, H, W)`` with ids ``0..N-1``;
                 optional only for an ``ImageMaskInput``.
-            search (str or SearchStrategy): ``"exact"`` (default) or another registered
-                strategy (:func:`captum_eagle.search.list_searches`).
+            search (str or SearchStrategy): ``"exact"`` (default), ``"lazy"``, ``"stochastic"``,
+                ``"bidirectional"``, ``"early_stop"``, ``"efficient"`` (see
+                :func:`captum_eagle.search.list_searches`), or an instance with options, e.g.
+                ``StochasticGreedy(fraction=0.3, seed=0)``.
             insight_weight (float): weight of the insight term (0 for necessity only).
             necessity_weight (float): weight of the necessity term (0 for insight only).
             batch_size (int or "auto", optional): images per forward; "auto" measures the
