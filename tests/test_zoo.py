@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -25,6 +27,7 @@ from captum_eagle.zoo.evaluate import (
     encode_with_answers,
     question_metrics,
 )
+from captum_eagle.zoo.model import build_model, build_processor
 
 # --------------------------------------------------------------------------- generator
 
@@ -272,3 +275,52 @@ def test_blacking_out_an_object_lowers_its_words_more_than_background(shapes) ->
         drops_bg.append(vals[0] - vals[2])
     assert len(targets) >= 50
     assert np.mean(drops_obj) > np.mean(drops_bg) + 0.1
+
+
+# --------------------------------------------------------------------------- training script
+
+
+def test_training_is_deterministic_and_saves_a_loadable_folder(tmp_path) -> None:
+    from safetensors.torch import load_file
+
+    from captum_eagle import MLLMForwardWrapper
+    from captum_eagle.zoo.train import main
+
+    for name in ("a", "b"):
+        main(
+            [
+                "--out",
+                str(tmp_path / name),
+                "--steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--eval-scenes",
+                "0",
+                "--threads",
+                "1",
+            ]
+        )
+    a = load_file(tmp_path / "a" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    fresh = build_model(build_processor().tokenizer).state_dict()
+    trained = load_default_model(path=tmp_path / "a")[0].state_dict()
+    assert trained.keys() == fresh.keys()
+    changed = [k for k in fresh if not torch.equal(fresh[k].half().float(), trained[k])]
+    assert changed, "two optimisation steps changed no weight"
+    info = json.loads((tmp_path / "a" / "training_info.json").read_text())
+    assert info["steps"] == 2 and info["batch_size"] == 4
+    # The folder also loads as a plain Hugging Face checkpoint (processor_config.json saved).
+    wrapper = MLLMForwardWrapper.from_pretrained(str(tmp_path / "a"))
+    assert wrapper.processor.patch_size == 8
+    sample = wrapper.prepare(generate_scene(EVAL_SEED).pil(), DEFAULT_CAPTION_PROMPT, "a red")
+    assert wrapper.token_probabilities(sample.image, sample).shape == (1, 2)
+
+
+def test_training_needs_steps_or_minutes(tmp_path) -> None:
+    from captum_eagle.zoo.train import train
+
+    with pytest.raises(ValueError, match="steps or minutes"):
+        train(tmp_path, steps=None, minutes=None)

@@ -264,7 +264,7 @@ def question_prompt(question: Question | str) -> str:
 def save_all(
     model: LlavaForConditionalGeneration, processor: LlavaProcessor, out: str | Path
 ) -> None:
-    """Save model (float16 safetensors), tokenizer, image processor and chat template to ``out``.
+    """Save model (float16 safetensors), processor, tokenizer, image processor and chat template.
 
     Parameters
     ----------
@@ -279,6 +279,9 @@ def save_all(
     half.load_state_dict(model.state_dict())
     half.generation_config = model.generation_config
     half.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    # processor_config.json (patch size, image token) lets the folder load with
+    # MLLMForwardWrapper.from_pretrained / ``captum-eagle explain --model <folder>`` as well.
+    processor.save_pretrained(out)
     processor.tokenizer.save_pretrained(out)
     processor.image_processor.save_pretrained(out)
     (out / "chat_template.jinja").write_text(CHAT_TEMPLATE)
@@ -310,8 +313,8 @@ def load_default_model(
     folder = Path(path) if path is not None else WEIGHTS_DIR
     if not (folder / "model.safetensors").is_file():
         raise FileNotFoundError(
-            f"shapes model weights not found in {folder}. Train them (about 25 min on CPU) with: "
-            f"python -m captum_eagle.zoo.train --out {folder} --minutes 25 --seed 0"
+            f"shapes model weights not found in {folder}. Train them (about 30 min on a 2-core CPU) with: "
+            f"python -m captum_eagle.zoo.train --out {folder} --steps 4000 --seed 0"
         )
     tokenizer = PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
     tokenizer.chat_template = CHAT_TEMPLATE
