@@ -313,7 +313,8 @@ def load_default_model(
     folder = Path(path) if path is not None else WEIGHTS_DIR
     if not (folder / "model.safetensors").is_file():
         raise FileNotFoundError(
-            f"shapes model weights not found in {folder}. Train them (about 30 min on a 2-core CPU) with: "
+            f"shapes model weights not found in {folder}. Train them "
+            "(about 30 min on a 2-core CPU) with: "
             f"python -m captum_eagle.zoo.train --out {folder} --steps 4000 --seed 0"
         )
     tokenizer = PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
