@@ -191,19 +191,22 @@ def _mixed_scenes(n_per_kind: int, offset: int = 0) -> list[Scene]:
     ]
 
 
-# The bundled weights (27 min of CPU training on a heavily shared 2-core machine, 1044 steps of 64)
-# do not reach the targets yet: measured on these scenes, exact captions 10%, token accuracy 72%,
-# yes/no 52% without distractor (the model answers "yes" to everything, hence a meaningless 100%
-# false "yes" with a distractor). The thresholds stay as assertions; xfail until retrained.
-_UNDERTRAINED = pytest.mark.xfail(
-    reason="bundled shapes weights are under-trained (see captum_eagle/zoo/weights/"
-    "training_info.json); retrain with python -m captum_eagle.zoo.train",
-    strict=False,
+# The bundled weights (two deterministic stages, 4000 + 3000 steps, 62 min of CPU training; see
+# captum_eagle/zoo/weights/training_info.json) meet the yes/no targets but not the caption ones:
+# on the training script's 200 evaluation scenes per kind, exact captions 37% (plain), 48%
+# (redundant), 32% (partial-match), 1% (crowded); token accuracy 80-90%. The shapes' names are
+# the weak part (colours are mostly right). Strict xfail: the day retrained weights pass, this
+# mark must go. On the 160 mixed scenes of the test: 28% exact, 84% token accuracy; yes/no 100%
+# without a distractor, 55% false "yes" with one.
+_CAPTIONS_UNDERTRAINED = pytest.mark.xfail(
+    reason="bundled shapes weights caption below the targets (see training_info.json); "
+    "retrain longer with python -m captum_eagle.zoo.train",
+    strict=True,
 )
 
 
 @pytestmark_model
-@_UNDERTRAINED
+@_CAPTIONS_UNDERTRAINED
 def test_caption_quality(shapes) -> None:
     model, processor = shapes
     metrics = caption_metrics(model, processor, _mixed_scenes(40))
@@ -212,7 +215,6 @@ def test_caption_quality(shapes) -> None:
 
 
 @pytestmark_model
-@_UNDERTRAINED
 def test_yes_no_quality_and_partial_match_hallucinations(shapes) -> None:
     model, processor = shapes
     metrics = question_metrics(model, processor, _mixed_scenes(40, offset=1000))
