@@ -1,4 +1,4 @@
-"""The faithfulness benchmark harness (benchmarks/faithfulness.py) and its method registry."""
+"""The benchmark harnesses (faithfulness and its method registry, speed) at toy sizes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import faithfulness  # noqa: E402
+from benchmarks import faithfulness, speed  # noqa: E402
 from benchmarks.baselines import METHODS, get_method, list_methods  # noqa: E402
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.testing import tiny_model  # noqa: E402
@@ -237,3 +237,15 @@ def test_benchmark_end_to_end_at_toy_size(tmp_path, capsys) -> None:
     assert nonzero["captum_llm_fa (forward_in_tokens=False)"] and nonzero["eagle"]
     assert "| eagle |" in printed and "| kernel_shap@eagle |" in printed
     assert "Eagle wins vs" in printed
+
+
+def test_speed_benchmark_full_run_matches_naive_order(capsys) -> None:
+    args = "--model tiny-llava --regions 6 --steps 0 --repeats 2 --threads 1 --batch-size 8"
+    speed.main(args.split())
+    out = capsys.readouterr().out.splitlines()
+    rows = [line for line in out if line[:3].startswith("| ") and line[2].isdigit()]
+    assert len(rows) == 1
+    cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    n = int(cells[0])
+    assert int(cells[1]) == n * (n + 1) + 2  # greedy N(N+1) plus the full and empty images
+    assert float(cells[5]) > 0 and cells[7] == "yes"
