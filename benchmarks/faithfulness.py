@@ -647,7 +647,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("faithfulness.json"))
     parser.add_argument(
-        "--report", type=Path, help="print the tables of a saved JSON result and exit (no run)"
+        "--report",
+        type=Path,
+        nargs="+",
+        help="print the tables of saved JSON results and exit (no run); several files (runs with "
+        "different --seed, e.g. in parallel processes) are pooled",
     )
     return parser.parse_args(argv)
 
@@ -785,10 +789,49 @@ def report(result: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    r"""Pool saved runs over disjoint scenes (different ``--seed``) into one result.
+
+    Records are concatenated and the summary and paired comparisons recomputed from them; scene
+    and word counts are added; the wall time is the longest run's (they ran side by side).
+    """
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    if any(result["methods"] != first["methods"] for result in results):
+        raise ValueError("the runs to pool must have the same methods")
+    seeds = [result["config"].get("seed") for result in results]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the runs to pool must use different --seed values; got {seeds}")
+    hashes = {result.get("weights", {}).get("weights_sha256") for result in results}
+    if len(hashes) != 1:
+        raise ValueError("the runs to pool were made with different weights")
+    records = [record for result in results for record in result["records"]]
+    scenes: dict[str, int] = defaultdict(int)
+    words: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for result in results:
+        for kind, count in result["scenes_per_kind"].items():
+            scenes[kind] += count
+        for kind, counts in result.get("caption_words", {}).items():
+            for key, value in counts.items():
+                words[kind][key] += value
+    return {
+        **first,
+        "command": " ; ".join(result["command"] for result in results),
+        "wall_minutes": max(result["wall_minutes"] for result in results),
+        "stopped_early": any(result["stopped_early"] for result in results),
+        "scenes_per_kind": dict(scenes),
+        "caption_words": {kind: dict(counts) for kind, counts in words.items()},
+        "summary": summarise(records),
+        "comparisons": compare(records) if first["comparisons"] else [],
+        "records": records,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.report is not None:
-        print(report(json.loads(args.report.read_text())))
+        print(report(merge([json.loads(path.read_text()) for path in args.report])))
         return
     print(report(run(args)))
 

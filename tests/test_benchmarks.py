@@ -238,6 +238,15 @@ def test_benchmark_end_to_end_at_toy_size(tmp_path, capsys) -> None:
     assert "| eagle |" in printed and "| kernel_shap@eagle |" in printed
     assert "Eagle wins vs" in printed
 
+    # Pooling two runs over disjoint scenes adds their counts and recomputes the summary.
+    other = dict(result, config={**result["config"], "seed": "1"})
+    pooled = faithfulness.merge([result, other])
+    assert pooled["scenes_per_kind"] == {"plain": 2, "redundant": 2}
+    assert len(pooled["records"]) == 2 * len(result["records"])
+    assert pooled["summary"] == faithfulness.summarise(result["records"] * 2)
+    with pytest.raises(ValueError, match="different --seed"):
+        faithfulness.merge([result, result])
+
 
 def test_speed_benchmark_full_run_matches_naive_order(capsys) -> None:
     args = "--model tiny-llava --regions 6 --steps 0 --repeats 2 --threads 1 --batch-size 8"
