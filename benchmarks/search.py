@@ -104,8 +104,10 @@ class Worker:
         self.wrapper = load_wrapper(args.model, args.batch_size, args.weights)
         self.searches = [parse_search(spec) for spec in args.searches]
         self.eagle = EagleAttribution(self.wrapper)
-        self.scenes = generate_scenes(max(args.scenes), seed=args.seed, kind=args.kind)
-        scene = self.scenes[0]
+        self.scenes = generate_scenes(
+            args.first_scene + max(args.scenes), seed=args.seed, kind=args.kind
+        )
+        scene = self.scenes[args.first_scene]
         warm_up = self.wrapper.prepare(scene.image, DEFAULT_CAPTION_PROMPT, scene.caption)
         self.eagle.explain(
             warm_up.image,
@@ -179,9 +181,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     r"""Explain every (scene, N) job, in ``args.workers`` processes; return all records."""
     jobs = [
         (index, n_regions)
-        for index in range(max(args.scenes))
+        for index in range(args.first_scene, args.first_scene + max(args.scenes))
         for n_regions, n_scenes in zip(args.regions, args.scenes, strict=True)
-        if index < n_scenes
+        if index < args.first_scene + n_scenes
     ]
     if args.workers > 1:
         pool = multiprocessing.get_context("fork").Pool(
@@ -214,6 +216,19 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if done < len(jobs):
         print(f"time limit reached: {done} of {len(jobs)} jobs done", flush=True)
     return records
+
+
+def pool_records(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    r"""Concatenate saved runs of the same scenes seed; the first record of a (scene, N, search)
+    wins, so a run that completes a stopped one may overlap it."""
+    seen: set[tuple[int, int, str]] = set()
+    pooled = []
+    for record in (record for run in runs for record in run):
+        key = (record["scene"], record["regions"], record["search"])
+        if key not in seen:
+            seen.add(key)
+            pooled.append(record)
+    return pooled
 
 
 def table(records: list[dict[str, Any]]) -> str:
@@ -273,6 +288,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--regions", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated scenes")
+    parser.add_argument(
+        "--first-scene",
+        type=int,
+        default=0,
+        help="index of the first scene (to complete a run stopped by --time-limit)",
+    )
     parser.add_argument("--kind", default="plain", help="scene kind (captum_eagle.zoo)")
     parser.add_argument("--searches", nargs="+", default=list(DEFAULT_SEARCHES))
     parser.add_argument("--kernel-shap-samples", type=int, default=200, help="0: no KernelShap")
@@ -289,7 +310,12 @@ def main(argv: list[str] | None = None) -> None:
         help="minutes: start no new (scene, N) job after this; the table shows what was done",
     )
     parser.add_argument(
-        "--table-from", type=Path, default=None, help="print the table of a saved --out file"
+        "--table-from",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print the table of saved --out files (pooled; a (scene, N, search) record seen "
+        "twice is counted once)",
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="processes, each explaining whole scenes"
@@ -306,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(args.scenes) != len(args.regions):
         parser.error("--scenes takes one number or one per --regions value.")
     if args.table_from:
-        print(table(json.loads(args.table_from.read_text())))
+        print(table(pool_records([json.loads(path.read_text()) for path in args.table_from])))
         return
     args.deadline = time.time() + 60 * args.time_limit if args.time_limit else None
     torch.set_num_threads(args.threads)

@@ -357,3 +357,14 @@ def test_search_benchmark_runs_at_tiny_size(tmp_path) -> None:
     assert rows[0][5].strip() == "1.0"  # exact: 1x fewer forwards than itself
     records = json.loads((tmp_path / "records.json").read_text())
     assert len(records) == 3 and records[2]["forwards"] == 10
+
+    # A second run completing the first pools with it; a record seen twice counts once.
+    second = tmp_path / "second.json"
+    more = [*command[:-1], str(second), "--first-scene", "1", "--scenes", "1"]
+    assert subprocess.run(more, capture_output=True, timeout=240, cwd=tmp_path).returncode == 0
+    assert {r["scene"] for r in json.loads(second.read_text())} == {1}
+    pooled = [sys.executable, str(ROOT / "benchmarks" / "search.py"), "--table-from"]
+    pooled += [str(tmp_path / "records.json"), str(tmp_path / "records.json"), str(second)]
+    output = subprocess.run(pooled, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    rows = [line.split("|") for line in output.stdout.splitlines() if line.startswith("| 6 ")]
+    assert [int(row[3]) for row in rows] == [2, 2, 2]  # scenes per row: 0 and 1, once each
