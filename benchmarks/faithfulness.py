@@ -581,6 +581,19 @@ def markdown_verdicts(comparisons: Sequence[dict[str, Any]], names: Sequence[str
     return "\n".join(lines)
 
 
+def markdown_verdict_counts(comparisons: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
+    r"""Per method, how many paired comparisons (all tasks, kinds, metrics) Eagle wins / ties /
+    loses."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in comparisons:
+        counts[row["method"]][row["verdict"]] += 1
+    lines = ["| method | Eagle wins | ties | Eagle loses |", "|---|---:|---:|---:|"]
+    for name in (name for name in names if name in counts):
+        c = counts[name]
+        lines.append(f"| {name} | {c['wins']} | {c['ties']} | {c['loses']} |")
+    return "\n".join(lines)
+
+
 def markdown_speed(rows: Sequence[dict[str, Any]]) -> str:
     r"""Mean seconds, forwards (images) and model calls per explanation, per method."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -781,6 +794,8 @@ def report(result: dict[str, Any]) -> str:
     ]
     if result["comparisons"]:
         parts += [
+            "Paired comparisons with Eagle, counted over every task, kind and metric:",
+            markdown_verdict_counts(result["comparisons"], names),
             "Paired comparison with Eagle (mean Eagle − method; 95% t-interval excludes 0):",
             markdown_verdicts(result["comparisons"], names),
         ]

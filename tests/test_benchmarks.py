@@ -237,6 +237,14 @@ def test_benchmark_end_to_end_at_toy_size(tmp_path, capsys) -> None:
     assert nonzero["captum_llm_fa (forward_in_tokens=False)"] and nonzero["eagle"]
     assert "| eagle |" in printed and "| kernel_shap@eagle |" in printed
     assert "Eagle wins vs" in printed
+    counts = [
+        line.strip("|").split("|")[1:]
+        for line in printed.splitlines()
+        if line.startswith("| kernel_shap | ") and line.count("|") == 5
+    ]
+    wins, ties, loses = (int(cell) for cell in counts[0])
+    compared = [row for row in result["comparisons"] if row["method"] == "kernel_shap"]
+    assert wins + ties + loses == len(compared) > 0
 
     # Pooling two runs over disjoint scenes adds their counts and recomputes the summary.
     other = dict(result, config={**result["config"], "seed": "1"})
