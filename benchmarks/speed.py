@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         "| engine π = naive | authors' π = naive |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
+    yes = {True: "yes", False: "NO"}
     for requested in args.regions:
         mask = FeatureMask.slico(sample.image, requested)
         n = mask.n_regions
@@ -143,7 +144,6 @@ def main(argv: list[str] | None = None) -> None:
         )
         authors_seconds = authors_seconds / authors_forwards * full
         note = "" if args.steps == 0 else f" (first {steps} steps)"
-        yes = {True: "yes", False: "NO"}
         print(
             f"| {n} | {result.forwards} | {engine_seconds:.2f} | {naive_seconds:.2f} | "
             f"{authors_seconds:.2f} | {naive_seconds / engine_seconds:.1f} | "

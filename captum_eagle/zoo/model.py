@@ -279,12 +279,11 @@ def save_all(
     half.load_state_dict(model.state_dict())
     half.generation_config = model.generation_config
     half.to(torch.float16).save_pretrained(out, safe_serialization=True)
-    # processor_config.json (patch size, image token) lets the folder load with
-    # MLLMForwardWrapper.from_pretrained / ``captum-eagle explain --model <folder>`` as well.
+    # The processor writes the tokenizer, chat_template.jinja and processor_config.json (patch
+    # size, image token: the folder then loads with MLLMForwardWrapper.from_pretrained); the image
+    # processor's own preprocessor_config.json is what load_default_model reads.
     processor.save_pretrained(out)
-    processor.tokenizer.save_pretrained(out)
     processor.image_processor.save_pretrained(out)
-    (out / "chat_template.jinja").write_text(CHAT_TEMPLATE)
 
 
 def load_default_model(

@@ -168,6 +168,8 @@ def train(
     dict
         Training summary (also written to ``out/training_info.json``).
     """
+    if steps is None and minutes is None:
+        raise ValueError("give steps or minutes")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     processor = build_processor()
@@ -180,8 +182,6 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     seed_base = seed * 100_000
     t0 = time.perf_counter()
-    if steps is None and minutes is None:
-        raise ValueError("give steps or minutes")
     budget = (minutes or 0.0) * 60.0
     last_save = t0
     step = 0
