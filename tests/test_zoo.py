@@ -191,7 +191,7 @@ def _mixed_scenes(n_per_kind: int, offset: int = 0) -> list[Scene]:
     ]
 
 
-# The bundled weights (two deterministic stages, 4000 + 3000 steps, 62 min of CPU training; see
+# The bundled weights (two deterministic stages, 4000 + 3000 steps, 65 min of CPU training; see
 # captum_eagle/zoo/weights/training_info.json) meet the yes/no targets but not the caption ones:
 # on the training script's 200 evaluation scenes per kind, exact captions 37% (plain), 48%
 # (redundant), 32% (partial-match), 1% (crowded); token accuracy 80-90%. The shapes' names are
