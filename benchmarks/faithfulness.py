@@ -191,8 +191,8 @@ def grounded_words(scene: Scene, sample: PreparedSample) -> tuple[list[tuple], i
 
     A colour word (e.g. "red") refers to every scene object of that colour, a shape word to every
     object of that shape: the pointing game then asks whether the word's map peaks on an object that
-    has the named attribute. (The shapes model often names the right colours with a wrong shape or
-    leaves objects out, so pairing whole "colour shape" phrases with objects would drop most words.)
+    has the named attribute. (The shapes model can name a wrong shape or leave objects out, mostly
+    on crowded scenes; pairing whole "colour shape" phrases with objects would drop those words.)
     Words naming an attribute no object has (hallucinated words) have no ground truth and are left
     out.
 
