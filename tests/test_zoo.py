@@ -320,6 +320,10 @@ def test_training_needs_steps_or_minutes(tmp_path) -> None:
 
     with pytest.raises(ValueError, match="steps or minutes"):
         train(tmp_path, steps=None, minutes=None)
+    with pytest.raises(ValueError, match="vision_steps and aux_weight"):
+        train(tmp_path, steps=1, vision_steps=-1)
+    with pytest.raises(ValueError, match="vision_steps and aux_weight"):
+        train(tmp_path, steps=1, aux_weight=-0.5)
 
 
 def test_patch_labels_name_the_object_under_each_patch() -> None:

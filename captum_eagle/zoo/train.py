@@ -295,8 +295,8 @@ def train(
         training (it is not saved; the saved model is a plain LLaVA).
     vision_steps : int, default 1200
         Steps of vision-only pre-training before the main loop: the vision tower and that head
-        learn the per-patch colours and shapes alone (no language model, so a step is several
-        times cheaper), with their own warm-up and cosine schedule at ``lr``. Included in
+        learn the per-patch colours and shapes alone (no language model: a step costs under half
+        a full one), with their own warm-up and cosine schedule at ``lr``. Included in
         ``train_seconds``.
 
     Returns
@@ -306,6 +306,10 @@ def train(
     """
     if steps is None and minutes is None:
         raise ValueError("give steps or minutes")
+    if vision_steps < 0 or aux_weight < 0:
+        raise ValueError(
+            f"vision_steps and aux_weight must be >= 0, got {vision_steps}, {aux_weight}"
+        )
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     processor = build_processor()
