@@ -193,7 +193,7 @@ def _mixed_scenes(n_per_kind: int, offset: int = 0) -> list[Scene]:
 
 # Measured for the bundled weights (captum_eagle/zoo/weights/training_info.json) on the training
 # script's 200 evaluation scenes per kind: exact captions 97.5% / 91% / 97.5% / 59% (plain /
-# redundant / partial-match / crowded), token accuracy 97-99.6%; yes/no 98-100% without a
+# redundant / partial-match / crowded), token accuracy 97.2-99.7%; yes/no 98-100% without a
 # distractor, 43-70% false "yes" with one.
 @pytestmark_model
 def test_caption_quality(shapes) -> None:
@@ -334,13 +334,16 @@ def test_patch_labels_name_the_object_under_each_patch() -> None:
     labels = patch_labels(scene)
     assert labels.shape == (2, 64) and labels.dtype == np.int64
     grid = labels.reshape(2, 8, 8)
+    checked = 0
     for obj in scene.objects:
         ys, xs = np.nonzero(obj.mask)
         y, x = int(np.median(ys)), int(np.median(xs))
         if not obj.mask.reshape(8, 8, 8, 8)[y // 8, :, x // 8, :].sum() >= 32:
-            continue  # the patch is shared with another object
+            continue  # the object covers under half of that patch: another one may dominate it
         assert grid[0, y // 8, x // 8] == list(COLOURS).index(obj.colour) + 1
         assert grid[1, y // 8, x // 8] == list(SHAPES).index(obj.shape) + 1
+        checked += 1
+    assert checked >= 2
     covered = np.zeros((8, 8), dtype=int)
     for obj in scene.objects:
         covered = np.maximum(covered, obj.mask.reshape(8, 8, 8, 8).sum(axis=(1, 3)))

@@ -29,6 +29,11 @@ def _images(scenes_or_images: Sequence) -> list:
     return [s.pil() if isinstance(s, Scene) else s for s in scenes_or_images]
 
 
+def stack_pixels(pixel_values: Sequence) -> torch.Tensor:
+    """Stack an image processor's per-image ``pixel_values`` into one float tensor (B, 3, H, W)."""
+    return torch.as_tensor(np.stack([np.asarray(p) for p in pixel_values])).float()
+
+
 def encode_with_answers(
     processor: LlavaProcessor,
     images: Sequence,
@@ -73,11 +78,11 @@ def encode_with_answers(
         input_ids[i, : len(r)] = torch.tensor(r)
         attention[i, : len(r)] = 1
         label_t[i, : len(lab)] = torch.tensor(lab)
-    pixel_values = torch.as_tensor(np.stack([np.asarray(p) for p in enc["pixel_values"]]))
+    pixel_values = stack_pixels(enc["pixel_values"])
     return {
         "input_ids": input_ids,
         "attention_mask": attention,
-        "pixel_values": pixel_values.float(),
+        "pixel_values": pixel_values,
         "labels": label_t,
         "answer_start": torch.tensor(starts),
     }

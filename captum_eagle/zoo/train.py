@@ -37,7 +37,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .evaluate import EVAL_SEED, caption_metrics, encode_with_answers, question_metrics
+from .evaluate import (
+    EVAL_SEED,
+    caption_metrics,
+    encode_with_answers,
+    question_metrics,
+    stack_pixels,
+)
 from .model import DEFAULT_CAPTION_PROMPT, PATCH_SIZE, build_model, build_processor, save_all
 from .scenes import (
     COLOURS,
@@ -110,8 +116,9 @@ def _training_example(
 ) -> tuple[object, str, str, np.ndarray]:
     """Return ``(image, prompt, answer, patch_labels)`` for one training seed."""
     scene, rng = _training_scene(seed)
+    patches = patch_labels(scene)
     if rng.random() < p_caption:
-        return scene.pil(), DEFAULT_CAPTION_PROMPT, scene.caption, patch_labels(scene)
+        return scene.pil(), DEFAULT_CAPTION_PROMPT, scene.caption, patches
     objects = scene.objects
     present = {(o.colour, o.shape) for o in objects}
     absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
@@ -126,7 +133,7 @@ def _training_example(
     else:
         pair = clean[int(rng.integers(len(clean)))]
     q = _make_question(objects, *pair)
-    return scene.pil(), q.text, q.answer, patch_labels(scene)
+    return scene.pil(), q.text, q.answer, patches
 
 
 def sample_batch(
@@ -230,8 +237,9 @@ def _pretrain_vision(
             g["lr"] = lr * _lr_scale(step, warmup, step / steps)
         first = seed_base + step * batch_size
         scenes = [_training_scene(s)[0] for s in range(first, first + batch_size)]
-        pixels = processor.image_processor([sc.pil() for sc in scenes])["pixel_values"]
-        pixels = torch.as_tensor(np.stack([np.asarray(x) for x in pixels])).float()
+        pixels = stack_pixels(
+            processor.image_processor([sc.pil() for sc in scenes])["pixel_values"]
+        )
         targets = torch.as_tensor(np.stack([patch_labels(sc) for sc in scenes]))
         # Same features as the projector sees: last layer, CLS dropped ("default" strategy).
         features = tower(pixel_values=pixels).last_hidden_state[:, 1:]
