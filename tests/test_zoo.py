@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -40,6 +41,26 @@ def test_generator_is_deterministic(kind: str) -> None:
     assert [q.text for q in a.questions] == [q.text for q in b.questions]
     c = generate_scene(124, kind)
     assert not np.array_equal(a.image, c.image)
+
+
+# Digest of the first 20 evaluation scenes of each kind (images and captions). The bundled weights
+# were trained and evaluated on these scenes: a change to the generator's output (even a faster
+# rewrite that draws differently) must fail here, not silently change the data.
+_SCENE_DIGESTS = {
+    "plain": "4c777d00d3e5368f",
+    "redundant": "92e54d4fc32d25a8",
+    "partial_match": "23b9e1c4a7c97555",
+    "crowded": "76a96bebb9720659",
+}
+
+
+@pytest.mark.parametrize("kind", SCENE_KINDS)
+def test_generator_output_is_unchanged(kind: str) -> None:
+    digest = hashlib.sha256()
+    for scene in generate_scenes(20, seed=EVAL_SEED, kind=kind):
+        digest.update(scene.image.tobytes())
+        digest.update(scene.caption.encode())
+    assert digest.hexdigest()[:16] == _SCENE_DIGESTS[kind]
 
 
 def test_generate_scenes_uses_consecutive_seeds() -> None:
@@ -327,21 +348,22 @@ def test_training_needs_steps_or_minutes(tmp_path) -> None:
 
 
 def test_patch_labels_name_the_object_under_each_patch() -> None:
-    from captum_eagle.zoo.scenes import COLOURS, SHAPES
+    from captum_eagle.zoo.scenes import COLOURS, SHAPES, caption_for
     from captum_eagle.zoo.train import patch_labels
 
     scene = generate_scene(EVAL_SEED, "crowded")
     labels = patch_labels(scene)
-    assert labels.shape == (2, 64) and labels.dtype == np.int64
-    grid = labels.reshape(2, 8, 8)
+    assert labels.shape == (3, 64) and labels.dtype == np.int64
+    grid = labels.reshape(3, 8, 8)
     checked = 0
-    for obj in scene.objects:
+    for rank, obj in enumerate(scene.objects):
         ys, xs = np.nonzero(obj.mask)
         y, x = int(np.median(ys)), int(np.median(xs))
         if not obj.mask.reshape(8, 8, 8, 8)[y // 8, :, x // 8, :].sum() >= 32:
             continue  # the object covers under half of that patch: another one may dominate it
         assert grid[0, y // 8, x // 8] == list(COLOURS).index(obj.colour) + 1
         assert grid[1, y // 8, x // 8] == list(SHAPES).index(obj.shape) + 1
+        assert grid[2, y // 8, x // 8] == rank + 1
         checked += 1
     assert checked >= 2
     covered = np.zeros((8, 8), dtype=int)
@@ -350,21 +372,25 @@ def test_patch_labels_name_the_object_under_each_patch() -> None:
     # Background exactly where no object covers at least 6 pixels; colour and shape agree on it.
     np.testing.assert_array_equal(grid[0] == 0, covered < 6)
     np.testing.assert_array_equal(grid[0] == 0, grid[1] == 0)
+    np.testing.assert_array_equal(grid[0] == 0, grid[2] == 0)
+    # Ranks are positions in the caption, which lists the objects left to right.
+    xs = [o.centre[0] for o in scene.objects]
+    assert len(xs) >= 4 and xs == sorted(xs)
+    assert scene.caption == caption_for(scene.objects)
+    assert set(np.unique(grid[2])) <= set(range(len(xs) + 1))
 
 
 def test_patch_loss_is_low_for_correct_logits_and_high_for_wrong_ones() -> None:
-    from captum_eagle.zoo.train import patch_labels, patch_loss
+    from captum_eagle.zoo.train import PATCH_CLASSES, patch_labels, patch_loss
 
     targets = torch.as_tensor(
         np.stack([patch_labels(generate_scene(EVAL_SEED + i)) for i in range(3)])
     )
-    n_colour = 6
+    assert targets.shape == (3, 3, 64)
     right = torch.cat(
-        [
-            torch.nn.functional.one_hot(targets[:, 0], n_colour),
-            torch.nn.functional.one_hot(targets[:, 1], 5),
-        ],
+        [torch.nn.functional.one_hot(targets[:, row], n) for row, n in enumerate(PATCH_CLASSES)],
         dim=-1,
     ).float()
+    assert PATCH_CLASSES == (6, 5, 7)
     assert patch_loss(20 * right, targets).item() < 1e-6
     assert patch_loss(-20 * right, targets).item() > 20

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COLOURS",
     "IMAGE_SIZE",
+    "MAX_OBJECTS",
     "SCENE_KINDS",
     "SHAPES",
     "Question",
@@ -60,6 +61,9 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 
 #: Shape names understood by the generator.
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+
+#: Most objects in a scene (crowded scenes have 4 to this many).
+MAX_OBJECTS = 6
 
 #: Scene kinds accepted by :func:`generate_scene`.
 SCENE_KINDS: tuple[str, ...] = ("plain", "redundant", "partial_match", "crowded")
@@ -207,8 +211,12 @@ def caption_for(objects: list[SceneObject]) -> str:
 # --------------------------------------------------------------------------- drawing
 
 
-def _shape_mask(shape: str, cx: float, cy: float, r: float, size: int = IMAGE_SIZE) -> np.ndarray:
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+#: Pixel coordinates (y, x) of the image grid, built once (every placement attempt uses them).
+_GRID = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float64)
+
+
+def _shape_mask(shape: str, cx: float, cy: float, r: float) -> np.ndarray:
+    yy, xx = _GRID
     dx, dy = xx - cx, yy - cy
     if shape == "circle":
         return dx * dx + dy * dy <= r * r
@@ -394,7 +402,7 @@ def _gen_partial(rng: np.random.Generator) -> list[tuple[str, str, np.ndarray]]:
 
 
 def _gen_crowded(rng: np.random.Generator) -> list[tuple[str, str, np.ndarray]]:
-    n = int(rng.integers(4, 7))
+    n = int(rng.integers(4, MAX_OBJECTS + 1))
     while True:
         placer = _Placer(rng, gap=1, radius=(4.5, 8.0))
         pairs = _distinct_pairs(rng, n)
