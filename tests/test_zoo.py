@@ -213,9 +213,10 @@ def _mixed_scenes(n_per_kind: int, offset: int = 0) -> list[Scene]:
 
 
 # Measured for the bundled weights (captum_eagle/zoo/weights/training_info.json) on the training
-# script's 200 evaluation scenes per kind: exact captions 97.5% / 91% / 97.5% / 59% (plain /
-# redundant / partial-match / crowded), token accuracy 97.2-99.7%; yes/no 98-100% without a
-# distractor, 43-70% false "yes" with one.
+# script's 200 evaluation scenes per kind: exact captions 95% / 89% / 96.5% / 49.5% (plain /
+# redundant / partial-match / crowded), token accuracy 96.3-99.6%; yes/no 99.7-100% without a
+# distractor, 43-70% false "yes" with one. On this test's 160 mixed scenes: 80.6% exact, 97.5%
+# token accuracy (the caption threshold holds with little margin: crowded scenes pull it down).
 @pytestmark_model
 def test_caption_quality(shapes) -> None:
     model, processor = shapes
@@ -298,9 +299,10 @@ def test_training_is_deterministic_and_saves_a_loadable_folder(tmp_path) -> None
     from captum_eagle import MLLMForwardWrapper
     from captum_eagle.zoo.train import main
 
-    for name in ("a", "b"):
+    for name, rank in (("a", ["--aux-rank"]), ("b", ["--aux-rank"]), ("c", [])):
         main(
             [
+                *rank,
                 "--out",
                 str(tmp_path / name),
                 "--steps",
@@ -321,6 +323,9 @@ def test_training_is_deterministic_and_saves_a_loadable_folder(tmp_path) -> None
     b = load_file(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # The caption-position row of the auxiliary loss changes what the vision tower learns.
+    c = load_file(tmp_path / "c" / "model.safetensors")
+    assert not all(torch.equal(a[k], c[k]) for k in a)
     fresh = build_model(build_processor().tokenizer).state_dict()
     trained = load_default_model(path=tmp_path / "a")[0].state_dict()
     assert trained.keys() == fresh.keys()
@@ -328,7 +333,8 @@ def test_training_is_deterministic_and_saves_a_loadable_folder(tmp_path) -> None
     assert changed, "two optimisation steps changed no weight"
     info = json.loads((tmp_path / "a" / "training_info.json").read_text())
     assert info["steps"] == 2 and info["batch_size"] == 4
-    assert info["vision_steps"] == 2 and info["aux_weight"] == 0.5
+    assert info["vision_steps"] == 2 and info["aux_weight"] == 0.5 and info["aux_rank"] is True
+    assert json.loads((tmp_path / "c" / "training_info.json").read_text())["aux_rank"] is False
     # The folder also loads as a plain Hugging Face checkpoint (processor_config.json saved).
     wrapper = MLLMForwardWrapper.from_pretrained(str(tmp_path / "a"))
     assert wrapper.processor.patch_size == 8
@@ -394,3 +400,11 @@ def test_patch_loss_is_low_for_correct_logits_and_high_for_wrong_ones() -> None:
     assert PATCH_CLASSES == (6, 5, 7)
     assert patch_loss(20 * right, targets).item() < 1e-6
     assert patch_loss(-20 * right, targets).item() > 20
+    # Colour and shape only: the first two rows, and the rank logits must then be absent.
+    two = right[..., : sum(PATCH_CLASSES[:2])]
+    assert patch_loss(20 * two, targets, PATCH_CLASSES[:2]).item() < 1e-6
+    # Right colours and shapes, wrong ranks: only the third row costs.
+    wrong_rank = 20 * torch.cat([two, 1 - right[..., sum(PATCH_CLASSES[:2]) :]], dim=-1)
+    assert patch_loss(wrong_rank, targets).item() > 10
+    with pytest.raises(ValueError, match="expected sum"):
+        patch_loss(right, targets, PATCH_CLASSES[:2])

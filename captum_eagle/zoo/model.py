@@ -312,8 +312,8 @@ def load_default_model(
     folder = Path(path) if path is not None else WEIGHTS_DIR
     if not (folder / "model.safetensors").is_file():
         raise FileNotFoundError(
-            f"shapes model weights not found in {folder}. Train them (about 28 min on a 2-core "
-            "CPU; the bundled weights add a yes/no stage, see the docstring of "
+            f"shapes model weights not found in {folder}. Train them (about 21 min on a 2-core "
+            "CPU; the bundled weights add a 9-min second stage, see the docstring of "
             f"captum_eagle.zoo.train) with: python -m captum_eagle.zoo.train --out {folder}"
         )
     tokenizer = PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)

@@ -1,19 +1,21 @@
 """Deterministic CPU training of the bundled shapes model.
 
-Usage (the bundled weights: the defaults, then a yes/no-heavy second stage)::
+Usage (the bundled weights: the defaults, then a caption-heavy second stage that also learns
+the caption position of each patch, 29.4 min in all on an idle 2-core CPU)::
 
     python -m captum_eagle.zoo.train --out /tmp/stage1
     python -m captum_eagle.zoo.train --out captum_eagle/zoo/weights --init /tmp/stage1 \
-        --seed 1 --steps 1200 --vision-steps 0 --lr 1e-3 --p-caption 0.2
+        --seed 1 --steps 950 --vision-steps 0 --lr 1e-3 --p-caption 0.7 --aux-rank
 
 Scenes are generated on the fly from training seeds below :data:`EVAL_SEED`. A run has two phases:
 
-1. ``--vision-steps`` (default 1200) steps of vision-only pre-training: the CLIP tower and a
-   linear head learn to name the colour, the shape and the caption position (left-to-right
-   rank) of the object under each 8x8 patch (:func:`patch_labels`). Learning shapes only
-   through the caption loss was the bottleneck (shape names were the captions' main error,
-   then the order of objects in crowded scenes); this dense signal teaches them in minutes.
-2. ``--steps`` (default 2600) steps of the whole LLaVA model. Each sample is either a caption
+1. ``--vision-steps`` (default 1000) steps of vision-only pre-training: the CLIP tower and a
+   linear head learn to name the colour and shape (with ``--aux-rank`` also the caption
+   position, i.e. left-to-right rank) of the object under each 8x8 patch
+   (:func:`patch_labels`). Learning shapes only through the caption loss was the bottleneck
+   (shape names were the captions' main error, then the order of objects in crowded scenes);
+   this dense signal teaches them in minutes.
+2. ``--steps`` (default 1700) steps of the whole LLaVA model. Each sample is either a caption
    (prompt :data:`DEFAULT_CAPTION_PROMPT`) or a yes/no question, encoded exactly as at inference
    (chat template + processor, then the answer tokens and ``</s>``). The loss covers the answer
    tokens, averaged per sample, then over the batch, so that the one-word yes/no answers weigh as
@@ -203,7 +205,9 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return per_row.mean()
 
 
-def patch_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def patch_loss(
+    logits: torch.Tensor, targets: torch.Tensor, classes: tuple[int, ...] = PATCH_CLASSES
+) -> torch.Tensor:
     """Cross-entropy of the auxiliary per-patch predictions.
 
     Parameters
@@ -214,14 +218,19 @@ def patch_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         patches.
     targets : torch.Tensor
         (B, 3, P) from :func:`patch_labels`.
+    classes : tuple of int, default PATCH_CLASSES
+        Class counts of the rows predicted by ``logits`` (the first ``len(classes)`` rows of
+        ``targets``); ``PATCH_CLASSES[:2]`` predicts colour and shape only.
 
     Returns
     -------
     torch.Tensor
         Scalar: the sum over rows of the mean cross-entropy over all patches.
     """
+    if logits.shape[-1] != sum(classes):
+        raise ValueError(f"logits have {logits.shape[-1]} classes, expected sum({classes})")
     total = logits.new_zeros(())
-    for row, chunk in enumerate(logits.split(PATCH_CLASSES, dim=-1)):
+    for row, chunk in enumerate(logits.split(classes, dim=-1)):
         total = total + torch.nn.functional.cross_entropy(
             chunk.reshape(-1, chunk.shape[-1]), targets[:, row].reshape(-1)
         )
@@ -237,6 +246,7 @@ def _pretrain_vision(
     lr: float,
     warmup: int,
     seed_base: int,
+    classes: tuple[int, ...],
 ) -> None:
     """Train the vision tower and ``head`` alone on :func:`patch_labels` (see :func:`train`)."""
     tower = model.model.vision_tower
@@ -253,7 +263,7 @@ def _pretrain_vision(
         targets = torch.as_tensor(np.stack([patch_labels(sc) for sc in scenes]))
         # Same features as the projector sees: last layer, CLS dropped ("default" strategy).
         features = tower(pixel_values=pixels).last_hidden_state[:, 1:]
-        loss = patch_loss(head(features), targets)
+        loss = patch_loss(head(features), targets, classes)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -265,7 +275,7 @@ def _pretrain_vision(
 def train(
     out: str | Path,
     minutes: float | None = None,
-    steps: int | None = 2600,
+    steps: int | None = 1700,
     seed: int = 0,
     batch_size: int = 64,
     lr: float = 2e-3,
@@ -277,7 +287,8 @@ def train(
     checkpoint_minutes: float = 0.0,
     init: str | Path | None = None,
     aux_weight: float = 1.0,
-    vision_steps: int = 1200,
+    vision_steps: int = 1000,
+    aux_rank: bool = False,
 ) -> dict:
     """Train the shapes model and save it to ``out``.
 
@@ -288,7 +299,7 @@ def train(
     minutes : float, optional
         Wall-clock budget, used only when ``steps`` is None: training stops after that time and
         the cosine schedule follows elapsed time.
-    steps : int or None, default 2600
+    steps : int or None, default 1700
         Number of optimisation steps (makes the run independent of machine speed).
     seed : int, default 0
         Seed of the initialisation; training scenes use seeds ``seed * 10**5 + i`` ... below
@@ -308,14 +319,20 @@ def train(
         Continue from the weights saved in this folder instead of a fresh initialisation (use a
         different ``seed`` than the first stage so that new training scenes are drawn).
     aux_weight : float, default 1
-        Weight of an auxiliary loss that trains the vision tower to name the colour, shape and
-        caption position of the object under each patch (:func:`patch_labels`), through a
-        linear head used only in training (it is not saved; the saved model is a plain LLaVA).
-    vision_steps : int, default 1200
+        Weight of an auxiliary loss that trains the vision tower to name the colour and shape
+        (and with ``aux_rank`` the caption position) of the object under each patch
+        (:func:`patch_labels`), through a linear head used only in training (it is not saved;
+        the saved model is a plain LLaVA).
+    vision_steps : int, default 1000
         Steps of vision-only pre-training before the main loop: the vision tower and that head
         learn the per-patch colours and shapes alone (no language model: a step costs under half
         a full one), with their own warm-up and cosine schedule at ``lr``. Included in
         ``train_seconds``.
+    aux_rank : bool, default False
+        Add the third row of :func:`patch_labels` (each object's left-to-right caption
+        position) to the auxiliary loss. It is what makes crowded captions right (their main
+        error was the order of objects), but in a run that used it from the start the yes/no
+        answer collapsed to a constant, so the bundled recipe turns it on in its second stage.
 
     Returns
     -------
@@ -338,7 +355,8 @@ def train(
         model, _ = load_default_model(path=init)
     model.train()
     width = model.config.vision_config.hidden_size
-    aux_head = torch.nn.Linear(width, sum(PATCH_CLASSES))
+    classes = PATCH_CLASSES if aux_rank else PATCH_CLASSES[:2]
+    aux_head = torch.nn.Linear(width, sum(classes))
     features: list[torch.Tensor] = []
     hook = model.model.multi_modal_projector.register_forward_pre_hook(
         lambda _module, args: features.append(args[0])
@@ -349,7 +367,7 @@ def train(
     t0 = time.perf_counter()
     if vision_steps:
         _pretrain_vision(
-            model, aux_head, processor, vision_steps, batch_size, lr, warmup, seed_base
+            model, aux_head, processor, vision_steps, batch_size, lr, warmup, seed_base, classes
         )
         seed_base += vision_steps * batch_size
     budget = (minutes or 0.0) * 60.0
@@ -380,7 +398,7 @@ def train(
         logits = model(**batch).logits
         loss = per_sample_loss(logits, labels)
         if aux_weight:
-            loss = loss + aux_weight * patch_loss(aux_head(features[0]), targets)
+            loss = loss + aux_weight * patch_loss(aux_head(features[0]), targets, classes)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -415,6 +433,7 @@ def train(
         "init": str(init) if init is not None else None,
         "aux_weight": aux_weight,
         "vision_steps": vision_steps,
+        "aux_rank": aux_rank,
     }
     if eval_scenes:
         from .model import load_default_model
@@ -442,7 +461,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Train the bundled shapes model (CPU).")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "weights"))
     group = ap.add_mutually_exclusive_group()
-    group.add_argument("--steps", type=int, default=2600, help="default: %(default)s")
+    group.add_argument("--steps", type=int, default=1700, help="default: %(default)s")
     group.add_argument("--minutes", type=float, default=None, help="time budget instead of steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -454,7 +473,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoint-minutes", type=float, default=0.0)
     ap.add_argument("--init", default=None, help="continue from weights in this folder")
     ap.add_argument("--aux-weight", type=float, default=1.0, help="per-patch vision loss weight")
-    ap.add_argument("--vision-steps", type=int, default=1200, help="vision-only pre-training steps")
+    ap.add_argument("--vision-steps", type=int, default=1000, help="vision-only pre-training steps")
+    ap.add_argument(
+        "--aux-rank", action="store_true", help="also predict each patch's caption position"
+    )
     args = ap.parse_args(argv)
     train(
         args.out,
@@ -471,6 +493,7 @@ def main(argv: list[str] | None = None) -> None:
         init=args.init,
         aux_weight=args.aux_weight,
         vision_steps=args.vision_steps,
+        aux_rank=args.aux_rank,
     )
 
 
