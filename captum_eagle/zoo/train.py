@@ -169,7 +169,7 @@ def sample_batch(
     -------
     dict
         Output of :func:`~captum_eagle.zoo.evaluate.encode_with_answers`, plus ``patch_labels``
-        (B, 2, G * G) from :func:`patch_labels`.
+        (B, 3, G * G) from :func:`patch_labels`.
     """
     if max(seeds) >= EVAL_SEED:
         raise ValueError("training seeds must stay below EVAL_SEED")
@@ -213,9 +213,9 @@ def patch_loss(
     Parameters
     ----------
     logits : torch.Tensor
-        (B, P, sum(PATCH_CLASSES)): the classes of each row of :func:`patch_labels` side by
-        side (background + colours, background + shapes, background + ranks) for each of the P
-        patches.
+        (B, P, sum(classes)): the classes of the predicted rows of :func:`patch_labels` side by
+        side (background + colours, background + shapes, then background + ranks if predicted)
+        for each of the P patches.
     targets : torch.Tensor
         (B, 3, P) from :func:`patch_labels`.
     classes : tuple of int, default PATCH_CLASSES
