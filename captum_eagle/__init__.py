@@ -8,6 +8,8 @@ forward function that Captum's methods and :class:`EagleAttribution` perturb ali
 from captum_eagle.attribution import EagleAttribution, EagleResult
 from captum_eagle.families import ModelFamily, list_families, register_family
 from captum_eagle.masks import FeatureMask
+from captum_eagle.registry import UnknownNameError
+from captum_eagle.search import list_searches, register_search
 from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample
 
 __all__ = [
@@ -17,6 +19,9 @@ __all__ = [
     "MLLMForwardWrapper",
     "ModelFamily",
     "PreparedSample",
+    "UnknownNameError",
     "list_families",
+    "list_searches",
     "register_family",
+    "register_search",
 ]

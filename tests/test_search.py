@@ -91,7 +91,7 @@ def test_unknown_strategy_error_lists_valid_names() -> None:
         (lambda: BidirectionalGreedy(back="middle"), "back must be 'gain' or 'removal'"),
         (lambda: EarlyStop(tolerance=1.0), r"tolerance must be in \[0, 1\)"),
         (lambda: EarlyStop(EarlyStop()), "cannot wrap another EarlyStop"),
-        (lambda: EarlyStop("nope"), "choose one of"),
+        (lambda: EarlyStop("nope"), "valid names"),
         (lambda: EfficientGreedy(fraction=2.0), r"fraction must be in \(0, 1\]"),
         (lambda: EfficientGreedy(regions_per_step=0), "regions_per_step must be >= 1"),
         (lambda: EfficientGreedy(min_candidates=0), "min_candidates must be >= 1"),

@@ -9,7 +9,9 @@ import transformers
 from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
-_REGISTRY: dict[str, type[ModelFamily]] = {}
+from captum_eagle.registry import Registry
+
+FAMILIES: Registry[type[ModelFamily]] = Registry("model family")
 
 
 class ModelFamily:
@@ -79,23 +81,21 @@ def register_family(cls: type[ModelFamily]) -> type[ModelFamily]:
     """Class decorator: make a :class:`ModelFamily` available under ``cls.name``."""
     if not cls.name or not cls.model_classes or not cls.processor_class:
         raise TypeError(f"{cls.__name__} must set `name`, `model_classes` and `processor_class`.")
-    _REGISTRY[cls.name] = cls
+    FAMILIES.add(cls.name, cls, replace=True)
     return cls
 
 
 def list_families() -> dict[str, tuple[str, ...]]:
     """Return ``{family name: model class names}`` of every registered family."""
-    return {name: cls.model_classes for name, cls in sorted(_REGISTRY.items())}
+    return {name: cls.model_classes for name, cls in sorted(FAMILIES.items())}
 
 
 def family_for(model: PreTrainedModel, name: str | None = None) -> type[ModelFamily]:
     """Find the family adapter for ``model`` (or by explicit ``name``); clear error otherwise."""
     if name is not None:
-        if name not in _REGISTRY:
-            raise ValueError(f"Unknown model family {name!r}; registered: {sorted(_REGISTRY)}.")
-        return _REGISTRY[name]
+        return FAMILIES.get(name)
     class_names = [klass.__name__ for klass in type(model).__mro__]
-    for cls in _REGISTRY.values():
+    for _, cls in FAMILIES.items():
         if any(class_name in cls.model_classes for class_name in class_names):
             return cls
     supported = ", ".join(f"{k} ({', '.join(v)})" for k, v in list_families().items())

@@ -9,8 +9,9 @@ import torch
 from captum._utils.progress import progress
 
 from captum_eagle.objective import SubsetScorer
+from captum_eagle.registry import Registry
 
-_REGISTRY: dict[str, type[SearchStrategy]] = {}
+SEARCHES: Registry[type[SearchStrategy]] = Registry("search strategy")
 
 
 @dataclass
@@ -144,13 +145,13 @@ def register_search(cls: type[SearchStrategy]) -> type[SearchStrategy]:
     """Class decorator: make a search strategy selectable by ``cls.name``."""
     if not cls.name:
         raise TypeError(f"{cls.__name__} must set a `name`.")
-    _REGISTRY[cls.name] = cls
+    SEARCHES.add(cls.name, cls, replace=True)
     return cls
 
 
 def list_searches() -> list[str]:
     """Names of the registered search strategies."""
-    return sorted(_REGISTRY)
+    return sorted(SEARCHES)
 
 
 def get_search(search: str | SearchStrategy, /, **options: Any) -> SearchStrategy:
@@ -159,9 +160,7 @@ def get_search(search: str | SearchStrategy, /, **options: Any) -> SearchStrateg
         if options:
             raise ValueError("Pass options to the strategy's constructor, not with an instance.")
         return search
-    if search not in _REGISTRY:
-        raise ValueError(f"Unknown search strategy {search!r}; choose one of {list_searches()}.")
-    return _REGISTRY[search](**options)
+    return SEARCHES.get(search)(**options)
 
 
 def run_search(
