@@ -147,6 +147,12 @@ _CHATML_TEMPLATE = (
     "{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+# a CLIP tower: its CLS token is dropped ("default" strategy)
+_LLAVA_PROCESSOR_OPTIONS = {
+    "vision_feature_select_strategy": "default",
+    "num_additional_image_tokens": 1,
+    "chat_template": _LLAVA_TEMPLATE,
+}
 _QWEN_TEMPLATE = _CHATML_TEMPLATE.replace(
     "IMAGE_SLOT", "<|vision_start|><|image_pad|><|vision_end|>"
 )
@@ -221,11 +227,19 @@ def _tiny_llava(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=patch,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        chat_template=_LLAVA_TEMPLATE,
+        **_LLAVA_PROCESSOR_OPTIONS,
     )
     return model, processor
+
+
+def _qwen_token_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
+    ids = tokenizer.convert_tokens_to_ids
+    return {
+        "image_token_id": ids("<|image_pad|>"),
+        "video_token_id": ids("<|video_pad|>"),
+        "vision_start_token_id": ids("<|vision_start|>"),
+        "vision_end_token_id": ids("<|vision_end|>"),
+    }
 
 
 def _tiny_qwen2_5_vl(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
@@ -239,7 +253,6 @@ def _tiny_qwen2_5_vl(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
         "user",
     ]
     tokenizer = _word_tokenizer(specials, _QWEN_TEMPLATE)
-    ids = tokenizer.convert_tokens_to_ids
     text = _text_kwargs(tokenizer)
     text["rope_scaling"] = {"type": "mrope", "mrope_section": [2, 3, 3]}
     config = Qwen2_5_VLConfig(
@@ -256,10 +269,7 @@ def _tiny_qwen2_5_vl(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
             "window_size": 56,
             "fullatt_block_indexes": [1],
         },
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
+        **_qwen_token_ids(tokenizer),
     )
     model = Qwen2_5_VLForConditionalGeneration(config)
     image_processor = Qwen2VLImageProcessorPil(
@@ -340,27 +350,19 @@ _QWEN_SPECIALS = [
 ]
 
 
-def _siglip_vision(image_size: int, patch: int = 8) -> SiglipVisionConfig:
-    return SiglipVisionConfig(
-        image_size=image_size,
-        patch_size=patch,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-    )
+_TINY_VISION = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+}
 
 
-def _clip_vision(image_size: int, patch: int = 8) -> CLIPVisionConfig:
-    return CLIPVisionConfig(
-        image_size=image_size,
-        patch_size=patch,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        projection_dim=32,
-    )
+_SIGLIP_NORMALISATION = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+
+
+def _siglip_vision(image_size: int, patch: int) -> SiglipVisionConfig:
+    return SiglipVisionConfig(image_size=image_size, patch_size=patch, **_TINY_VISION)
 
 
 def _grid_pinpoints(tile: int) -> list[list[int]]:
@@ -380,7 +382,9 @@ def _tiny_llava_next(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
     patch = 8
     pinpoints = _grid_pinpoints(image_size)
     config = LlavaNextConfig(
-        vision_config=_clip_vision(image_size, patch),
+        vision_config=CLIPVisionConfig(
+            image_size=image_size, patch_size=patch, projection_dim=32, **_TINY_VISION
+        ),
         text_config=LlamaConfig(**_text_kwargs(tokenizer)),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         image_grid_pinpoints=pinpoints,
@@ -396,9 +400,7 @@ def _tiny_llava_next(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=patch,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        chat_template=_LLAVA_TEMPLATE,
+        **_LLAVA_PROCESSOR_OPTIONS,
     )
     return LlavaNextForConditionalGeneration(config), processor
 
@@ -439,16 +441,6 @@ def _tiny_llava_onevision(image_size: int) -> tuple[PreTrainedModel, ProcessorMi
 
 def _qwen_tokenizer() -> PreTrainedTokenizerFast:
     return _word_tokenizer(_QWEN_SPECIALS, _QWEN_TEMPLATE)
-
-
-def _qwen_token_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
-    ids = tokenizer.convert_tokens_to_ids
-    return {
-        "image_token_id": ids("<|image_pad|>"),
-        "video_token_id": ids("<|video_pad|>"),
-        "vision_start_token_id": ids("<|vision_start|>"),
-        "vision_end_token_id": ids("<|vision_end|>"),
-    }
 
 
 def _qwen_image_processor(image_size: int, patch: int) -> Qwen2VLImageProcessorPil:
@@ -554,7 +546,8 @@ def _tiny_gemma3(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
     whose attention is bidirectional inside each image. Pan-and-scan is off by default, as in
     the real processor; ``processor(..., do_pan_and_scan=True)`` crops images with an aspect
     ratio of at least 1.2 into up to 4 extra square crops of at least 16 px (``num_crops``),
-    each with its own image sequence.
+    each with its own image sequence. Unlike a fresh ``Gemma3ForConditionalGeneration``, the
+    image projection is random, not zero.
     """
     boi, image, eoi = "<start_of_image>", "<image_soft_token>", "<end_of_image>"
     template = _user_turn_template(
@@ -580,12 +573,7 @@ def _tiny_gemma3(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
     )
     image_processor = Gemma3ImageProcessorPil(
         size={"height": image_size, "width": image_size},
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-        do_pan_and_scan=False,
-        pan_and_scan_min_crop_size=16,
-        pan_and_scan_max_num_crops=4,
-        pan_and_scan_min_ratio_to_activate=1.2,
+        **_SIGLIP_NORMALISATION,
     )
     processor = Gemma3Processor(
         image_processor=image_processor,
@@ -593,7 +581,15 @@ def _tiny_gemma3(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
         image_seq_length=tokens_per_image,
         chat_template=template,
     )
-    return Gemma3ForConditionalGeneration(config), processor
+    # the class-level defaults (which win over the image processor's own) ask for 256-px crops
+    processor.images_kwargs = {**Gemma3Processor.images_kwargs, "pan_and_scan_min_crop_size": 16}
+    model = Gemma3ForConditionalGeneration(config)
+    # transformers zero-initialises this projection (so that random images have no effect); a
+    # tiny model is only useful if the image changes the answer
+    torch.nn.init.normal_(
+        model.model.multi_modal_projector.mm_input_projection_weight, std=config.initializer_range
+    )
+    return model, processor
 
 
 def _tiny_paligemma(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
@@ -655,14 +651,7 @@ def _idefics3_parts(
     )
     patch, scale = 8, 2
     config = {
-        "vision_config": {
-            "image_size": image_size,
-            "patch_size": patch,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-        },
+        "vision_config": {"image_size": image_size, "patch_size": patch, **_TINY_VISION},
         "text_config": LlamaConfig(**_text_kwargs(tokenizer)),
         "scale_factor": scale,
         "image_token_id": tokenizer.convert_tokens_to_ids("<image>"),
@@ -754,8 +743,7 @@ def _tiny_aya_vision(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
         crop_to_patches=True,
         min_patches=1,
         max_patches=4,
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
+        **_SIGLIP_NORMALISATION,
     )
     processor = AyaVisionProcessor(
         image_processor=image_processor,
