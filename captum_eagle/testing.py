@@ -1,9 +1,21 @@
 r"""Tiny random-weight models of the supported families, for tests, tutorials and CPU benchmarks.
 
-Real checkpoints are gigabytes; these are built from small configs of the *same classes*
-(``LlavaForConditionalGeneration``, ``Qwen2_5_VLForConditionalGeneration``,
-``InternVLForConditionalGeneration``) with a word-level tokenizer trained on the spot, so every code
-path the real models take runs in well under a second on a CPU.
+Real checkpoints are gigabytes; these are built from small configs of the *same classes* that
+``AutoModelForImageTextToText`` loads for real checkpoints (:data:`TINY_MODELS` names the class and
+example checkpoints of each family), with the family's own processor and PIL-backed image
+processor, a word-level tokenizer trained on the spot and a minimal chat template, so every code
+path the real models take (tiling and dynamic resolution included) runs in well under a second on
+a CPU. Each builder's docstring says what its processor returns and what the model needs.
+
+A batch of prompts takes one list of images per prompt (``images=[[a], [b]]``): Gemma 3,
+Idefics3 and SmolVLM read a flat list of two images as two images of one prompt.
+
+:data:`FAMILY_NAMES` are the families with a hand-written torch pixel layout in
+:mod:`captum_eagle.families` (the wrapper tests run over them); :func:`list_tiny_models` lists
+all. Not built, because their processors cannot be built here: Mistral 3 and Pixtral
+(``PixtralProcessor`` requires torchvision), Gemma 4 (its processor passes ``video_processor``
+on to ``ProcessorMixin``, so it cannot be built without one, and it needs an audio feature
+extractor), Llama 4, LFM2-VL and Cohere2-Vision (no PIL-backed image processor).
 
 Examples::
 
@@ -33,6 +45,9 @@ from transformers import (
     Gemma3Processor,
     Gemma3TextConfig,
     GemmaConfig,
+    Glm4vConfig,
+    Glm4vForConditionalGeneration,
+    Glm4vImageProcessorPil,
     GotOcr2ImageProcessorPil,
     Idefics3Config,
     Idefics3ForConditionalGeneration,
@@ -756,6 +771,71 @@ def _tiny_aya_vision(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
     return AyaVisionForConditionalGeneration(config), processor
 
 
+def _tiny_glm4v(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
+    r"""GLM-4.1V: Qwen2-VL-style patches (14 px, merge 2) with an interpolated position table,
+    GLM-4 text with partial M-RoPE.
+
+    ``pixel_values`` ``(Σ t·h·w, 3·2·14·14)`` with ``image_grid_thw``; ``<|image|>`` (between
+    ``<|begin_of_image|>`` and ``<|end_of_image|>``) becomes ``t·h·w / 4`` image tokens; pass
+    ``mm_token_type_ids``. Built without a video processor.
+    """
+    specials = [
+        "[gMASK]",
+        "<sop>",
+        "<|user|>",
+        "<|assistant|>",
+        "<|begin_of_image|>",
+        "<|end_of_image|>",
+        "<|image|>",
+        "<|begin_of_video|>",
+        "<|end_of_video|>",
+        "<|video|>",
+    ]
+    template = _user_turn_template(
+        "[gMASK]<sop><|user|>\n",
+        "<|begin_of_image|><|image|><|end_of_image|>",
+        "",
+        "<|assistant|>\n",
+    )
+    tokenizer = _word_tokenizer(specials, template)
+    ids = tokenizer.convert_tokens_to_ids
+    text = _text_kwargs(tokenizer)
+    text["rope_parameters"] = {
+        "rope_type": "default",
+        "mrope_section": [1, 1, 2],
+        "partial_rotary_factor": 0.5,
+    }
+    config = Glm4vConfig(
+        text_config=text,
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 4,
+            "out_hidden_size": 64,
+            "image_size": 56,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
+        image_token_id=ids("<|image|>"),
+        video_token_id=ids("<|video|>"),
+        image_start_token_id=ids("<|begin_of_image|>"),
+        image_end_token_id=ids("<|end_of_image|>"),
+        video_start_token_id=ids("<|begin_of_video|>"),
+        video_end_token_id=ids("<|end_of_video|>"),
+    )
+    image_processor = Glm4vImageProcessorPil(
+        patch_size=14,
+        merge_size=2,
+        size={"shortest_edge": 4 * 28 * 28, "longest_edge": max(image_size, 112) ** 2},
+    )
+    processor = image_only_processor(
+        "Glm4vProcessor", image_processor, tokenizer, chat_template=template
+    )
+    return Glm4vForConditionalGeneration(config), processor
+
+
 @dataclass(frozen=True)
 class TinyModelSpec:
     r"""How to build one tiny family, and what it stands for.
@@ -854,6 +934,13 @@ for _name, _spec in {
         "SmolVLMForConditionalGeneration",
         ("HuggingFaceTB/SmolVLM-256M-Instruct", "HuggingFaceTB/SmolVLM2-2.2B-Instruct"),
     ),
+    "glm4v": TinyModelSpec(
+        _tiny_glm4v,
+        56,
+        1,
+        "Glm4vForConditionalGeneration",
+        ("zai-org/GLM-4.1V-9B-Thinking",),
+    ),
     "aya_vision": TinyModelSpec(
         _tiny_aya_vision,
         32,
@@ -894,8 +981,10 @@ def tiny_model(
     Args:
         family (str): a name from :func:`list_tiny_models`.
         image_size (int, optional): side of the vision tower's square input (of one tile where
-            the family tiles images). Defaults to ``TINY_MODELS.get(family).image_size``; must be a
-            multiple of ``TINY_MODELS.get(family).size_multiple``.
+            the family tiles images; for Qwen-VL and GLM-4.1V, which take images at their own
+            resolution, the square root of the largest pixel count). Defaults to
+            ``TINY_MODELS.get(family).image_size``; must be a multiple of
+            ``TINY_MODELS.get(family).size_multiple``.
         seed (int): seed of the random weights. Default: 0.
 
     Returns:
