@@ -56,6 +56,10 @@ from transformers import (
     InternVLConfig,
     InternVLForConditionalGeneration,
     InternVLVisionConfig,
+    JanusConfig,
+    JanusForConditionalGeneration,
+    JanusImageProcessorPil,
+    JanusProcessor,
     LlamaConfig,
     LlavaConfig,
     LlavaForConditionalGeneration,
@@ -836,6 +840,58 @@ def _tiny_glm4v(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
     return Glm4vForConditionalGeneration(config), processor
 
 
+def _tiny_janus(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
+    r"""Janus: SigLIP-style tower with a 2-layer MLP aligner, Llama text; the VQ-VAE image
+    generation head is built (tiny) but unused for understanding.
+
+    Images are padded to a square and resized to ``s × s``: ``pixel_values`` ``(B, 3, s, s)``.
+    ``<image_placeholder>`` (between ``<begin_of_image>`` and ``<end_of_image>``) is expanded to
+    ``(s/8)²`` tokens.
+    """
+    boi, image, eoi = "<begin_of_image>", "<image_placeholder>", "<end_of_image>"
+    template = _user_turn_template("<|User|>: ", boi + image + eoi, "\n\n", "<|Assistant|>:")
+    tokenizer = _word_tokenizer(
+        ["<|User|>", "<|Assistant|>", boi, image, eoi],
+        template,
+        extra_special_tokens={"boi_token": boi, "image_token": image, "eoi_token": eoi},
+    )
+    patch = 8
+    tokens = (image_size // patch) ** 2
+    config = JanusConfig(
+        text_config=LlamaConfig(**_text_kwargs(tokenizer)),
+        vision_config={
+            "image_size": image_size,
+            "patch_size": patch,
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "mlp_ratio": 2.0,
+            "projection_dim": 64,
+            "num_image_tokens": tokens,
+        },
+        vq_config={
+            "embed_dim": 8,
+            "num_embeddings": 64,
+            "latent_channels": 32,
+            "base_channels": 32,
+            "channel_multiplier": [1, 1],
+            "num_res_blocks": 1,
+            "num_patches": image_size // patch,
+            "projection_dim": 64,
+            "image_token_embed_dim": 64,
+        },
+        image_token_id=tokenizer.convert_tokens_to_ids(image),
+    )
+    image_processor = JanusImageProcessorPil(size={"height": image_size, "width": image_size})
+    processor = JanusProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        num_image_tokens=tokens,
+        chat_template=template,
+    )
+    return JanusForConditionalGeneration(config), processor
+
+
 @dataclass(frozen=True)
 class TinyModelSpec:
     r"""How to build one tiny family, and what it stands for.
@@ -940,6 +996,13 @@ for _name, _spec in {
         1,
         "Glm4vForConditionalGeneration",
         ("zai-org/GLM-4.1V-9B-Thinking",),
+    ),
+    "janus": TinyModelSpec(
+        _tiny_janus,
+        32,
+        8,
+        "JanusForConditionalGeneration",
+        ("deepseek-community/Janus-Pro-1B", "deepseek-community/Janus-Pro-7B"),
     ),
     "aya_vision": TinyModelSpec(
         _tiny_aya_vision,
