@@ -221,6 +221,11 @@ def _text_kwargs(tokenizer: PreTrainedTokenizerFast, hidden: int = 64) -> dict:
 
 
 def _tiny_llava(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
+    r"""LLaVA-1.5: CLIP tower (patch 8, CLS dropped), 2-layer MLP projector, Llama text.
+
+    Images are resized (shortest edge) and centre-cropped to ``s × s``: ``pixel_values``
+    ``(B, 3, s, s)``; ``<image>`` becomes ``(s/8)²`` image tokens.
+    """
     tokenizer = _word_tokenizer(["<image>", "USER", "ASSISTANT"], _LLAVA_TEMPLATE)
     patch = 8
     config = LlavaConfig(
@@ -262,6 +267,12 @@ def _qwen_token_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
 
 
 def _tiny_qwen2_5_vl(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
+    r"""Qwen2.5-VL: windowed ViT (patch 14, merge 2), M-RoPE, ChatML template.
+
+    Same layout as ``"qwen2_vl"``: ``pixel_values`` ``(Σ t·h·w, 3·2·14·14)`` with
+    ``image_grid_thw``; ``t·h·w / 4`` ``<|image_pad|>`` tokens; pass ``mm_token_type_ids``.
+    Built without a video processor.
+    """
     specials = [
         "<|im_start|>",
         "<|im_end|>",
@@ -301,6 +312,14 @@ def _tiny_qwen2_5_vl(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
 
 
 def _tiny_internvl(image_size: int) -> tuple[PreTrainedModel, ProcessorMixin]:
+    r"""InternVL (-HF): InternViT-style tower, pixel-shuffle (0.5) + MLP projector, Qwen2 text.
+
+    ``pixel_values`` is ``(Σ tiles, 3, s, s)`` (ImageNet mean/std); ``<IMG_CONTEXT>`` is expanded
+    to ``(s/16)²`` tokens per tile between ``<img>`` and ``</img>``. The processor's class
+    defaults turn ``crop_to_patches`` on whatever the image processor says (a 32 × 48 image
+    gives 7 tiles: 6 crops and a thumbnail); pass ``crop_to_patches=False`` to the processor
+    call for a single tile. Built without a video processor.
+    """
     specials = ["<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>", "user"]
     tokenizer = _word_tokenizer(
         specials,

@@ -136,7 +136,14 @@ def test_processor_chat_template_equals_the_tokenizer_one(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "tokens"),
-    [("llava_next", [44, 46]), ("llava_onevision", [44, 46]), ("idefics3", [20, 20])],
+    [
+        ("llava_next", [44, 46]),
+        ("llava_onevision", [44, 46]),
+        ("idefics3", [20, 20]),
+        ("internvl", [28, 28]),
+        ("aya_vision", [12, 12]),
+        ("qwen2_vl", [6, 6]),
+    ],
 )
 def test_tiling_families_count_tokens_per_aspect_ratio(name: str, tokens: list[int]) -> None:
     model, processor = _built(name)
@@ -158,6 +165,9 @@ def test_gemma3_pan_and_scan_adds_crops() -> None:
         plain["input_ids"] == image_token
     ).sum()
     assert torch.isfinite(_last_logits(model, panned)).all()
+    torch.testing.assert_close(
+        panned["token_type_ids"], (panned["input_ids"] == image_token).long()
+    )
 
 
 def test_paligemma_takes_the_answer_as_suffix() -> None:
@@ -184,3 +194,13 @@ def test_unknown_family_and_bad_image_size_raise() -> None:
         tiny_model("qwen3_vl", image_size=48)
     with pytest.raises(ValueError, match="positive"):
         tiny_model("llava", image_size=0)
+
+
+def test_internvl_gives_one_tile_when_asked() -> None:
+    model, processor = _built("internvl")
+    photo = _photo(32, 48, 9)
+    tiled, single = _inputs(processor, [photo]), _inputs(processor, [photo], crop_to_patches=False)
+    assert tiled["pixel_values"].shape == (7, 3, 32, 32)
+    assert single["pixel_values"].shape == (1, 3, 32, 32)
+    assert (single["input_ids"] == _image_token_id(model)).sum() == 4
+    assert torch.isfinite(_last_logits(model, single)).all()
