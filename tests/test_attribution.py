@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import sys
+from pathlib import Path
 
 import matplotlib
 
@@ -15,7 +17,12 @@ from captum.attr import ImageMaskInput, LLMAttributionResult
 from captum_eagle import EagleAttribution, EagleResult, FeatureMask
 from captum_eagle.attribution import saliency_from_gains
 from captum_eagle.influence import token_influence
-from captum_eagle.search.reference import naive_greedy
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # make `benchmarks.reference` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.reference import naive_greedy  # noqa: E402
 
 
 @pytest.fixture(scope="module")

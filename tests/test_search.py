@@ -27,9 +27,13 @@ from captum_eagle.search import (
     run_search,
     score_front,
 )
-from captum_eagle.search.reference import naive_greedy
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # make `benchmarks.reference` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.reference import naive_greedy  # noqa: E402
+
 FAST = ("lazy", "stochastic", "bidirectional", "efficient")
 # Valid orders are checked on all three families; the rest runs on LLaVA only to stay fast.
 LLAVA_ONLY = pytest.mark.parametrize("family", ["llava"], indirect=True)
