@@ -321,23 +321,11 @@ class EagleAttribution(PerturbationAttribution):
             Tensor shaped like ``inputs`` ``(B, 3, H, W)`` (``(1, 3, H, W)`` for an
             ``ImageMaskInput``): each pixel holds its region's saliency for that image.
         """
-        runs = self._validated_runs(
-            inputs,
-            baselines=baselines,
-            target=target,
-            additional_forward_args=additional_forward_args,
-            feature_mask=feature_mask,
-            search=search,
-            insight_weight=insight_weight,
-            necessity_weight=necessity_weight,
-            perturbations_per_eval=perturbations_per_eval,
-            batch_size=batch_size,
-            max_forwards=max_forwards,
-        )
+        runs = self._validated_runs(**_arguments(locals()))
         dtype = inputs.dtype if isinstance(inputs, torch.Tensor) else torch.float32
         maps = []
-        for scorer in runs:
-            result = self._run(scorer, inputs, show_progress)
+        for run in runs:
+            result = self._run(run, inputs, show_progress)
             maps.append(result.attribution_map().to(dtype).expand(1, 3, -1, -1))
         return torch.cat(maps, dim=0)
 
@@ -366,20 +354,8 @@ class EagleAttribution(PerturbationAttribution):
                 f"explain() takes one image; got a batch of {inputs.shape[0]}. Call explain() "
                 "per image (inputs[i : i + 1]), or attribute() for the maps of the batch."
             )
-        (scorer,) = self._validated_runs(
-            inputs,
-            baselines=baselines,
-            target=target,
-            additional_forward_args=additional_forward_args,
-            feature_mask=feature_mask,
-            search=search,
-            insight_weight=insight_weight,
-            necessity_weight=necessity_weight,
-            perturbations_per_eval=perturbations_per_eval,
-            batch_size=batch_size,
-            max_forwards=max_forwards,
-        )
-        return self._run(scorer, inputs, show_progress)
+        (run,) = self._validated_runs(**_arguments(locals()))
+        return self._run(run, inputs, show_progress)
 
     def _validated_runs(
         self,
@@ -455,6 +431,11 @@ class EagleAttribution(PerturbationAttribution):
         result.inputs = inputs if isinstance(inputs, ImageMaskInput) else None
         self.last_result = result
         return result
+
+
+def _arguments(values: dict[str, Any]) -> dict[str, Any]:
+    """The arguments :meth:`EagleAttribution._validated_runs` checks, from attribute's locals."""
+    return {k: v for k, v in values.items() if k not in ("self", "show_progress")}
 
 
 @dataclass(frozen=True)
