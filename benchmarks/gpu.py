@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,10 +39,14 @@ from transformers import (
     Qwen2_5_VLForConditionalGeneration,
 )
 
-from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper
-from captum_eagle.search import get_search
-from captum_eagle.search.reference import naive_greedy
-from captum_eagle.testing import WORDS, tiny_model
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.reference` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.reference import naive_greedy  # noqa: E402
+from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper  # noqa: E402
+from captum_eagle.search import get_search  # noqa: E402
+from captum_eagle.testing import WORDS, tiny_model  # noqa: E402
 
 MODELS = ("llava-1.5-7b", "qwen2.5-vl-7b")
 PROMPT = "describe the image ."

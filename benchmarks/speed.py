@@ -26,14 +26,20 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper
-from captum_eagle.search.reference import naive_greedy
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.reference` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.reference import naive_greedy  # noqa: E402
+from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper  # noqa: E402
 
 
 def load(model: str) -> tuple[MLLMForwardWrapper, np.ndarray, str]:

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 import torch
-from captum.attr import ImageMaskInput, LLMAttributionResult
-from captum.attr._utils.attribution import PerturbationAttribution
+from captum.attr import ImageMaskInput, LLMAttributionResult, PerturbationAttribution
 from captum.log import log_usage
 
 from captum_eagle.influence import INFLUENCE_VARIANTS, influence_area, token_influence
 from captum_eagle.masks import FeatureMask, as_feature_mask
-from captum_eagle.objective import SubsetScorer
+from captum_eagle.objective import SubsetScorer, check_batch_size
 from captum_eagle.search import SearchStrategy, get_search, run_search
-from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample, TargetSelection
+from captum_eagle.wrapper import (
+    MLLMForwardWrapper,
+    PreparedSample,
+    TargetSelection,
+    to_image_tensor,
+)
+
+Baselines = float | torch.Tensor | tuple[float | torch.Tensor] | None
 
 
 @dataclass
@@ -41,10 +48,13 @@ class EagleResult:
         influence_area (dict): per-token influence as an absolute area in ``[0, 1]``.
         target_tokens (list[str]): the explained tokens.
         answer (str): the explained answer.
-        search (str): the search strategy.
-        forwards (int): model forwards (images) spent.
+        search (str): the search strategy's name.
+        forwards (int): model forwards (images) spent; identical masked images are scored once.
         seconds (float): wall time of the attribution.
         feature_mask (Tensor): ``(1, 1, H, W)`` the regions.
+        search_options (dict): the strategy's settings, seed included
+            (:meth:`SearchStrategy.options`); empty in files saved before it was recorded.
+        inputs: the Captum ``ImageMaskInput`` explained, if any (not saved).
     """
 
     order: torch.Tensor
@@ -64,7 +74,8 @@ class EagleResult:
     forwards: int
     seconds: float
     feature_mask: torch.Tensor
-    inputs: Any = field(default=None, repr=False, compare=False)
+    search_options: dict[str, Any] = field(default_factory=dict)
+    inputs: Any = field(default=None, repr=False, compare=False, metadata={"saved": False})
 
     @property
     def n_regions(self) -> int:
@@ -107,34 +118,81 @@ class EagleResult:
         return plot_explanation(self, sample, show=show, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (tensors as lists)."""
-        data = {k: v for k, v in asdict(self).items() if k != "inputs"}
-        return json.loads(json.dumps(data, default=_jsonable))
+        r"""JSON-ready dictionary, one key per saved field (tensors as nested lists).
+
+        Integer tensors come back as ``int64`` and real ones as ``float32`` (the dtypes of a
+        result) in :meth:`from_dict`, which inverts this.
+        """
+        data: dict[str, Any] = {}
+        for item in _saved_fields(type(self)):
+            value = getattr(self, item.name)
+            if isinstance(value, torch.Tensor):
+                value = value.tolist()
+            elif isinstance(value, dict):
+                value = {
+                    k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in value.items()
+                }
+            data[item.name] = value
+        return json.loads(json.dumps(data))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EagleResult:
+        r"""Rebuild a result from :meth:`to_dict` (or an older file without ``search_options``).
+
+        Examples::
+
+            >>> import torch
+            >>> result = EagleResult(
+            ...     order=torch.tensor([1, 0]), objective=torch.zeros(3), gains=torch.zeros(2),
+            ...     insight=torch.zeros(3), necessity=torch.zeros(3),
+            ...     trajectories=torch.zeros(1, 3), removal_trajectories=torch.zeros(1, 3),
+            ...     region_attribution=torch.tensor([0.0, 1.0]),
+            ...     token_attribution=torch.zeros(1, 2),
+            ...     influence={}, influence_area={}, target_tokens=["cat"], answer="cat",
+            ...     search="stochastic", forwards=6, seconds=0.1,
+            ...     feature_mask=torch.tensor([[[[0, 1]]]]), search_options={"seed": 3},
+            ... )
+            >>> loaded = EagleResult.from_dict(result.to_dict())
+            >>> loaded.order, loaded.search_options, loaded.region_attribution.dtype
+            (tensor([1, 0]), {'seed': 3}, torch.float32)
+        """
+        saved = _saved_fields(cls)
+        unknown = sorted(set(data) - {item.name for item in saved})
+        if unknown:
+            raise ValueError(f"Unknown EagleResult keys {unknown}; is this an Eagle result?")
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for item in saved:
+            if item.name not in data:
+                if item.default_factory is MISSING and item.default is MISSING:
+                    raise ValueError(f"The saved result lacks {item.name!r}; it is required.")
+                continue
+            value, hint = data[item.name], hints[item.name]
+            if hint is torch.Tensor:
+                value = _tensor(value)
+            elif get_origin(hint) is dict and get_args(hint)[1] is torch.Tensor:
+                value = {key: _tensor(entry) for key, entry in value.items()}
+            values[item.name] = value
+        return cls(**values)
 
     def save(self, path: str | Path) -> None:
-        """Save to a ``.json`` file (lossless for the numbers, float32 precision)."""
+        """Save :meth:`to_dict` to a ``.json`` file (lossless for the numbers)."""
         Path(path).write_text(json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> EagleResult:
         """Load a result written by :meth:`save`."""
-        data = json.loads(Path(path).read_text())
-        tensors = {}
-        for key, value in data.items():
-            if key in ("target_tokens", "answer", "search", "forwards", "seconds"):
-                tensors[key] = value
-            elif isinstance(value, dict):
-                tensors[key] = {k: torch.tensor(v) for k, v in value.items()}
-            else:
-                dtype = torch.long if key in ("order", "feature_mask") else torch.float32
-                tensors[key] = torch.tensor(value, dtype=dtype)
-        return cls(**tensors)
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    raise TypeError(f"Cannot serialise {type(value).__name__}")
+def _saved_fields(cls: type) -> list[Any]:
+    return [item for item in fields(cls) if item.metadata.get("saved", True)]
+
+
+def _tensor(values: Any) -> torch.Tensor:
+    """A nested list back to a tensor: integers as ``int64``, reals as ``float32``."""
+    tensor = torch.tensor(values)
+    return tensor.float() if tensor.is_floating_point() else tensor
 
 
 def saliency_from_gains(order: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
@@ -165,12 +223,16 @@ class EagleAttribution(PerturbationAttribution):
     Regions (superpixels) are ordered greedily by the objective
     ``F(S) = w_i · mean_t p_t(S) + w_n · mean_t (1 − p_t(V \ S))`` under teacher forcing of the
     answer; the order and the marginal gains become a saliency map shaped like the input.
-    The full explanation (order, gains, per-token trajectories and influence, forwards, time) is
-    kept in :attr:`last_result` and returned by :meth:`explain`.
+    :meth:`explain` returns the full explanation of one image (order, gains, per-token
+    trajectories and influence, forwards, time); :meth:`attribute` returns the maps of a batch.
 
     Args:
         forward_func (MLLMForwardWrapper): the wrapped model (the same object Captum's methods
             take as ``forward_func``).
+
+    Attributes:
+        last_result (EagleResult or None): convenience: the result of the most recent
+            :meth:`explain` / :meth:`attribute` call (the last image of a batch).
 
     Examples::
 
@@ -185,7 +247,7 @@ class EagleAttribution(PerturbationAttribution):
         ...     sample.image, feature_mask=mask.mask, additional_forward_args=(sample,)
         ... )
         >>> attribution.shape, eagle.last_result.forwards
-        (torch.Size([1, 3, 32, 32]), 22)
+        (torch.Size([1, 3, 32, 32]), 16)
     """
 
     def __init__(self, forward_func: MLLMForwardWrapper) -> None:
@@ -197,102 +259,190 @@ class EagleAttribution(PerturbationAttribution):
         super().__init__(forward_func)
         self.last_result: EagleResult | None = None
 
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        """False: the saliency is not multiplied by the input (unlike FeatureAblation's)."""
+        return False
+
     @log_usage(part_of_slo=True)
     def attribute(
         self,
         inputs: torch.Tensor | ImageMaskInput,
-        baselines: float | torch.Tensor = 0.0,
+        baselines: Baselines = 0.0,
         target: TargetSelection = None,
         additional_forward_args: tuple[PreparedSample] | PreparedSample | None = None,
         feature_mask: FeatureMask | torch.Tensor | None = None,
         search: str | SearchStrategy = "exact",
         insight_weight: float = 1.0,
         necessity_weight: float = 1.0,
+        perturbations_per_eval: int | str | None = None,
         batch_size: int | str | None = None,
+        max_forwards: int | None = 100_000,
         show_progress: bool = False,
     ) -> torch.Tensor:
-        r"""Attribute the sample's target tokens to image regions.
+        r"""Attribute the sample's target tokens to image regions, for each image of a batch.
+
+        The masked images are built from ``inputs`` (e.g. noisy copies from Captum's
+        ``NoiseTunnel``); the prompt, answer and target tokens come from the prepared sample.
 
         Args:
-            inputs (Tensor or ImageMaskInput): the prepared image ``sample.image``
-                ``(1, 3, H, W)``, or a Captum ``ImageMaskInput`` whose mask gives the regions.
-            baselines (float or Tensor): value of removed pixels in ``[0, 1]`` (scalar or
-                ``(1, 3, H, W)``). Default: 0 (black, as in the paper).
+            inputs (Tensor or ImageMaskInput): images ``(B, 3, H, W)``, float, at the sample's size
+                (``sample.image`` or perturbed copies of it), or a Captum ``ImageMaskInput`` of the
+                image the sample was prepared from (its mask gives the regions).
+            baselines (float or Tensor): value of removed pixels in ``[0, 1]``: a number, a tensor
+                broadcastable to one image (``(3, 1, 1)``, ``(1, 3, H, W)``), or ``(B, 3, H, W)``
+                (one per image); Captum's 1-tuple form is accepted. Default: 0 (black, as in the
+                paper).
             target: which answer tokens to explain: ``None`` (the sample's targets), a word,
                 an index, a ``slice`` or a list of indices.
             additional_forward_args: ``(sample,)`` from :meth:`MLLMForwardWrapper.prepare`.
-            feature_mask (FeatureMask or Tensor): regions ``(1, 1, H, W)`` with ids ``0..N-1``;
-                optional only for an ``ImageMaskInput``.
+            feature_mask (FeatureMask or Tensor): regions ``(1, 1, H, W)`` (or ``(B, 1, H, W)``,
+                one per image) with integer ids ``0..N-1``; optional only for an
+                ``ImageMaskInput``.
             search (str or SearchStrategy): ``"exact"`` (default), ``"lazy"``, ``"stochastic"``,
                 ``"bidirectional"``, ``"early_stop"``, ``"efficient"`` (see
                 :func:`captum_eagle.search.list_searches`), or an instance with options, e.g.
                 ``StochasticGreedy(fraction=0.3, seed=0)``.
             insight_weight (float): weight of the insight term (0 for necessity only).
             necessity_weight (float): weight of the necessity term (0 for insight only).
-            batch_size (int or "auto", optional): images per forward; "auto" measures the
-                largest batch that fits (halving on out-of-memory). Default: the wrapper's. The
-                result does not depend on it.
+            perturbations_per_eval (int or "auto", optional): masked images per model forward
+                (Captum's name); "auto" measures the largest batch that fits (halving on
+                out-of-memory). Default: the wrapper's ``batch_size``. The result does not depend
+                on it.
+            batch_size (int or "auto", optional): alias of ``perturbations_per_eval``; giving
+                both with different values is an error.
+            max_forwards (int, optional): forward budget per image: if the strategy's estimate
+                (``N(N + 1)`` for the exact search) exceeds it, a ``UserWarning`` suggests a
+                cheaper search or fewer regions; the search still runs. ``None``: no check.
+                Default: 100,000.
             show_progress (bool): show a tqdm progress bar. Default: False.
 
         Returns:
-            Tensor shaped like the image ``(1, 3, H, W)``: each pixel holds its region's saliency.
+            Tensor shaped like ``inputs`` ``(B, 3, H, W)`` (``(1, 3, H, W)`` for an
+            ``ImageMaskInput``): each pixel holds its region's saliency for that image.
         """
-        result = self.explain(
-            inputs,
-            baselines=baselines,
-            target=target,
-            additional_forward_args=additional_forward_args,
-            feature_mask=feature_mask,
-            search=search,
-            insight_weight=insight_weight,
-            necessity_weight=necessity_weight,
-            batch_size=batch_size,
-            show_progress=show_progress,
-        )
-        sample_image = _sample_from(additional_forward_args).image
-        return result.attribution_map().to(sample_image.dtype).expand_as(sample_image).clone()
+        runs = self._validated_runs(**_arguments(locals()))
+        dtype = inputs.dtype if isinstance(inputs, torch.Tensor) else torch.float32
+        maps = []
+        for run in runs:
+            result = self._run(run, inputs, show_progress)
+            maps.append(result.attribution_map().to(dtype).expand(1, 3, -1, -1))
+        return torch.cat(maps, dim=0)
 
     def explain(
         self,
         inputs: torch.Tensor | ImageMaskInput,
-        baselines: float | torch.Tensor = 0.0,
+        baselines: Baselines = 0.0,
         target: TargetSelection = None,
         additional_forward_args: tuple[PreparedSample] | PreparedSample | None = None,
         feature_mask: FeatureMask | torch.Tensor | None = None,
         search: str | SearchStrategy = "exact",
         insight_weight: float = 1.0,
         necessity_weight: float = 1.0,
+        perturbations_per_eval: int | str | None = None,
         batch_size: int | str | None = None,
+        max_forwards: int | None = 100_000,
         show_progress: bool = False,
     ) -> EagleResult:
-        r"""Same arguments as :meth:`attribute`; returns the full :class:`EagleResult`."""
-        started = time.perf_counter()
+        r"""The full :class:`EagleResult` of one image; arguments as in :meth:`attribute`.
+
+        ``inputs`` must hold one image ``(1, 3, H, W)`` (or be an ``ImageMaskInput``); for a
+        batch, call :meth:`attribute` (maps) or :meth:`explain` once per image (results).
+        """
+        if isinstance(inputs, torch.Tensor) and inputs.ndim == 4 and inputs.shape[0] != 1:
+            raise ValueError(
+                f"explain() takes one image; got a batch of {inputs.shape[0]}. Call explain() "
+                "per image (inputs[i : i + 1]), or attribute() for the maps of the batch."
+            )
+        (run,) = self._validated_runs(**_arguments(locals()))
+        return self._run(run, inputs, show_progress)
+
+    def _validated_runs(
+        self,
+        inputs: torch.Tensor | ImageMaskInput,
+        *,
+        baselines: Baselines,
+        target: TargetSelection,
+        additional_forward_args: tuple[PreparedSample] | PreparedSample | None,
+        feature_mask: FeatureMask | torch.Tensor | None,
+        search: str | SearchStrategy,
+        insight_weight: float,
+        necessity_weight: float,
+        perturbations_per_eval: int | str | None,
+        batch_size: int | str | None,
+        max_forwards: int | None,
+    ) -> list[_EagleRun]:
+        """Check every argument (no model forward yet); one scorer per image."""
         wrapper: MLLMForwardWrapper = self.forward_func
         sample = _sample_from(additional_forward_args)
         if target is not None:
             sample = sample.with_targets(target)
-        image = _check_inputs(inputs, sample)
+        images = _check_inputs(inputs, sample, wrapper)
+        size = _batch_size(perturbations_per_eval, batch_size)
+        if max_forwards is not None and (isinstance(max_forwards, bool) or max_forwards < 1):
+            raise ValueError(f"max_forwards must be a positive int or None; got {max_forwards!r}.")
         if feature_mask is None:
             if not isinstance(inputs, ImageMaskInput):
                 raise ValueError("feature_mask is required; build one with FeatureMask.slico.")
             feature_mask = FeatureMask.from_image_mask_input(inputs, wrapper)
-        mask = as_feature_mask(feature_mask, image)
         strategy = get_search(search)
-        scorer = SubsetScorer(
-            wrapper,
-            sample,
-            mask,
-            baseline=baselines,
-            insight_weight=insight_weight,
-            necessity_weight=necessity_weight,
-            batch_size=batch_size,
+        search_options = strategy.options()
+        count = images.shape[0]
+        baselines = (
+            baselines[0] if isinstance(baselines, tuple) and len(baselines) == 1 else baselines
         )
-        order = run_search(strategy, scorer, show_progress=show_progress)
-        result = _summarise(scorer, torch.tensor(order), strategy.name, sample)
+        runs = []
+        for index in range(count):
+            image = images[index : index + 1]
+            mask = _per_image(feature_mask, index, count)
+            if isinstance(mask, torch.Tensor):
+                _check_region_ids(mask)
+            scorer = SubsetScorer(
+                wrapper,
+                sample,
+                as_feature_mask(mask, image),
+                image=image,
+                baselines=_per_image(baselines, index, count),
+                insight_weight=insight_weight,
+                necessity_weight=necessity_weight,
+                batch_size=size,
+            )
+            estimate = strategy.forward_estimate(scorer.n_regions)
+            if max_forwards is not None and estimate > max_forwards:
+                warnings.warn(
+                    f"The {strategy.name!r} search over {scorer.n_regions} regions needs about "
+                    f"{estimate:,} forwards per image (max_forwards={max_forwards:,}). Use fewer "
+                    "regions or a cheaper search (search='early_stop' or 'lazy'), or raise "
+                    "max_forwards (None: no check).",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            runs.append(_EagleRun(scorer, strategy, search_options))
+        return runs
+
+    def _run(
+        self, run: _EagleRun, inputs: torch.Tensor | ImageMaskInput, show_progress: bool
+    ) -> EagleResult:
+        started = time.perf_counter()
+        order = run_search(run.strategy, run.scorer, show_progress=show_progress)
+        result = _summarise(run.scorer, torch.tensor(order), run.strategy.name)
+        result.search_options = run.search_options
         result.seconds = time.perf_counter() - started
         result.inputs = inputs if isinstance(inputs, ImageMaskInput) else None
         self.last_result = result
         return result
+
+
+def _arguments(values: dict[str, Any]) -> dict[str, Any]:
+    """The arguments :meth:`EagleAttribution._validated_runs` checks, from attribute's locals."""
+    return {k: v for k, v in values.items() if k not in ("self", "show_progress")}
+
+
+@dataclass(frozen=True)
+class _EagleRun:
+    scorer: SubsetScorer
+    strategy: SearchStrategy
+    search_options: dict[str, Any]
 
 
 def _sample_from(additional_forward_args: Any) -> PreparedSample:
@@ -307,30 +457,69 @@ def _sample_from(additional_forward_args: Any) -> PreparedSample:
     return args
 
 
-def _check_inputs(inputs: torch.Tensor | ImageMaskInput, sample: PreparedSample) -> torch.Tensor:
+def _check_inputs(
+    inputs: torch.Tensor | ImageMaskInput, sample: PreparedSample, wrapper: MLLMForwardWrapper
+) -> torch.Tensor:
+    """The images to perturb, ``(B, 3, H, W)`` float32; the pixel range is not checked here."""
     if isinstance(inputs, ImageMaskInput):
+        image = to_image_tensor(wrapper.adapter.resize(inputs.image.convert("RGB")))
+        if image.shape != sample.image.shape or (image - sample.image).abs().max() > 1 / 255:
+            raise ValueError(
+                "The ImageMaskInput's image is not the image the sample was prepared from; "
+                "prepare the sample from inputs.image (wrapper.prepare(inputs.image, prompt))."
+            )
         return sample.image
     if not isinstance(inputs, torch.Tensor):
         raise TypeError(
             f"inputs must be a tensor or an ImageMaskInput; got {type(inputs).__name__}."
         )
-    if inputs.shape != sample.image.shape:
+    if not inputs.is_floating_point():
+        raise TypeError(
+            f"inputs must be a float image in [0, 1]; got {inputs.dtype}. Divide 0-255 values "
+            "by 255 (or pass sample.image)."
+        )
+    if inputs.ndim != 4 or inputs.shape[1:] != sample.image.shape[1:]:
         raise ValueError(
-            f"inputs {tuple(inputs.shape)} must be the prepared image {tuple(sample.image.shape)}."
+            f"inputs {tuple(inputs.shape)} must be images (B, 3, H, W) at the prepared sample's "
+            f"size {tuple(sample.image.shape[-2:])}; perturb sample.image."
         )
     if not torch.isfinite(inputs).all():
         raise ValueError("inputs contain NaN or infinite values.")
-    if not torch.equal(inputs.detach().cpu().float(), sample.image):
+    return inputs.detach().float()
+
+
+def _batch_size(perturbations_per_eval: int | str | None, batch_size: int | str | None) -> Any:
+    check_batch_size(perturbations_per_eval, "perturbations_per_eval")
+    check_batch_size(batch_size)
+    if None not in (perturbations_per_eval, batch_size) and perturbations_per_eval != batch_size:
         raise ValueError(
-            "inputs differ from sample.image: Eagle perturbs the prepared image; pass "
-            "sample.image (prepare the sample from the image you want explained)."
+            f"perturbations_per_eval={perturbations_per_eval!r} and batch_size="
+            f"{batch_size!r} disagree; batch_size is an alias, pass one of them."
         )
-    return sample.image
+    return batch_size if perturbations_per_eval is None else perturbations_per_eval
 
 
-def _summarise(
-    scorer: SubsetScorer, order: torch.Tensor, search: str, sample: PreparedSample
-) -> EagleResult:
+def _per_image(value: Any, index: int, count: int) -> Any:
+    """``value[index : index + 1]`` for a per-image tensor ``(B, ...)``, else ``value``."""
+    if (
+        isinstance(value, torch.Tensor)
+        and value.ndim == 4
+        and count > 1
+        and value.shape[0] == count
+    ):
+        return value[index : index + 1]
+    return value
+
+
+def _check_region_ids(mask: torch.Tensor) -> None:
+    if mask.is_floating_point() and not torch.equal(mask, mask.round()):
+        raise ValueError(
+            "feature_mask holds fractional region ids; use integer ids 0..N-1 (e.g. "
+            "FeatureMask.from_labels(labels) or mask.long() after rounding)."
+        )
+
+
+def _summarise(scorer: SubsetScorer, order: torch.Tensor, search: str) -> EagleResult:
     n_regions = scorer.n_regions
     prefixes = torch.zeros(n_regions + 1, n_regions, dtype=torch.bool)
     for r in range(1, n_regions + 1):
@@ -357,8 +546,8 @@ def _summarise(
         token_attribution=token_attribution,
         influence={v: token_influence(trajectories[:, 1:], v) for v in INFLUENCE_VARIANTS},
         influence_area={v: influence_area(trajectories[:, 1:], v) for v in INFLUENCE_VARIANTS},
-        target_tokens=sample.target_tokens,
-        answer=sample.answer,
+        target_tokens=scorer.sample.target_tokens,
+        answer=scorer.sample.answer,
         search=search,
         forwards=scorer.forwards,
         seconds=0.0,

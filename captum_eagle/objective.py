@@ -4,13 +4,20 @@ For a set ``S`` of kept regions, ``insight(S) = mean_t p_t(image restricted to S
 ``necessity(S) = mean_t (1 - p_t(image with S removed))``; the objective is their weighted sum
 ``F(S) = w_i · insight(S) + w_n · necessity(S)``. Both images of every subset are built on the
 model's device with one ``torch.where`` per batch and go through the model together.
+
+Identical images are scored once: a masked image is determined by the regions it shows that
+differ from the baseline, so the scorer caches by that set. The kept image of ``∅`` and the removed
+image of ``V`` (all baseline) are one image, so are the removed image of ``∅`` and the kept image
+of ``V`` (the full image), and subsets that differ only by regions equal to the baseline share
+their images too: tied candidates get bit-identical scores whatever batch they were scored in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import math
+import warnings
 from dataclasses import dataclass
+from numbers import Real
 from time import perf_counter
 
 import torch
@@ -40,18 +47,24 @@ class SubsetScorer:
         wrapper (MLLMForwardWrapper): the model.
         sample (PreparedSample): prompt, answer and target tokens.
         feature_mask (FeatureMask): the regions.
-        baseline (float or Tensor): fill value of removed pixels (scalar, ``(3, H, W)`` or
-            ``(1, 3, H, W)``), in ``[0, 1]`` pixel space. Default: 0 (black).
+        image (Tensor, optional): the ``(1, 3, H, W)`` image whose regions are kept or removed,
+            at the sample's size (e.g. a noisy copy of ``sample.image``). Default:
+            ``sample.image``.
+        baselines (float or Tensor, optional): fill value of removed pixels (a number, or a
+            tensor broadcastable to the image such as ``(3, 1, 1)`` or ``(1, 3, H, W)``), finite
+            and in ``[0, 1]`` pixel space. Default: ``None``, i.e. 0 (black).
+        baseline: deprecated spelling of ``baselines`` (warns; removed in the next release).
         insight_weight (float): weight of the insight term. Default: 1.
         necessity_weight (float): weight of the necessity term. Default: 1.
-        batch_size (int, str or AutoBatchSize, optional): images per forward. ``None``: the
-            wrapper's ``batch_size``. ``"auto"``: measured while scoring (the largest batch that
-            fits the memory budget on CUDA, the fastest on CPU), halved and retried on an
-            out-of-memory error; pass an :class:`~captum_eagle.batching.AutoBatchSize` to set
-            the budget. The scores do not depend on the batch size.
+        batch_size (int, str or AutoBatchSize, optional): images per forward (a positive
+            ``int``; ``bool`` is rejected). ``None``: the wrapper's ``batch_size``. ``"auto"``:
+            measured while scoring (the largest batch that fits the memory budget on CUDA, the
+            fastest on CPU), halved and retried on an out-of-memory error; pass an
+            :class:`~captum_eagle.batching.AutoBatchSize` to set the budget. The scores do not
+            depend on the batch size.
 
     Attributes:
-        forwards (int): images scored by the model so far (cached subsets cost none).
+        forwards (int): images scored by the model so far (an image seen before costs none).
         batch_size (int): the batch size in use (with ``"auto"``: the current choice).
         auto_batch (AutoBatchSize or None): the automatic batch sizer, if any.
 
@@ -72,6 +85,10 @@ class SubsetScorer:
         >>> _ = scorer.score(subsets[:1])  # cached: no forward
         >>> scorer.forwards
         4
+        >>> empty_and_all = torch.tensor([[False] * 4, [True] * 4])
+        >>> _ = scorer.score(empty_and_all)  # 2 distinct images: blank and full
+        >>> scorer.forwards
+        6
     """
 
     def __init__(
@@ -80,11 +97,25 @@ class SubsetScorer:
         sample: PreparedSample,
         feature_mask: FeatureMask,
         *,
-        baseline: float | torch.Tensor = 0.0,
+        image: torch.Tensor | None = None,
+        baselines: float | torch.Tensor | None = None,
         insight_weight: float = 1.0,
         necessity_weight: float = 1.0,
         batch_size: int | str | AutoBatchSize | None = None,
+        baseline: float | torch.Tensor | None = None,
     ) -> None:
+        if baseline is not None:
+            if baselines is not None:
+                raise TypeError("Pass baselines= only; baseline= is its deprecated spelling.")
+            warnings.warn(
+                "SubsetScorer(baseline=...) is deprecated; pass baselines=... (Captum's name).",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            baselines = baseline
+        baselines = 0.0 if baselines is None else baselines
+        check_baselines(baselines)
+        check_batch_size(batch_size)
         if insight_weight < 0 or necessity_weight < 0 or insight_weight + necessity_weight == 0:
             raise ValueError(
                 "insight_weight and necessity_weight must be >= 0 and not both 0; got "
@@ -100,12 +131,22 @@ class SubsetScorer:
         self.batch_size = (
             self.auto_batch.size if self.auto_batch else batch_size or wrapper.batch_size
         )
+        image = sample.image if image is None else image
+        if image.shape != sample.image.shape:
+            raise ValueError(
+                f"image {tuple(image.shape)} must have the prepared sample's shape "
+                f"{tuple(sample.image.shape)}."
+            )
         device = wrapper.device
-        self.image = sample.image.to(device)
-        self.baseline = _baseline_image(baseline, self.image)
+        self.image = image.detach().to(device, torch.float32)
+        self.baseline = _baseline_image(baselines, self.image)
         self.pixel_region = feature_mask.mask.to(device).flatten()
         self.forwards = 0
-        self._cache: dict[tuple[bytes, bool], torch.Tensor] = {}
+        same = (self.image == self.baseline).all(dim=1).flatten()
+        differs = torch.bincount(self.pixel_region[~same], minlength=self.n_regions)
+        # Regions equal to the baseline look the same shown or hidden: they do not change an image.
+        self.visible = (differs > 0).cpu()
+        self._cache: dict[bytes, torch.Tensor] = {}
 
     @property
     def n_targets(self) -> int:
@@ -143,27 +184,36 @@ class SubsetScorer:
                 ``False`` = removed). Default: those the objective weights need; the other one is
                 NaN unless it is cached.
 
-        (subset, image) pairs seen before come from the cache and cost no forward.
+        Images seen before (in this call or earlier) come from the cache and cost no forward; see
+        :meth:`image_key`.
         """
         subsets = subsets.bool().cpu()
         terms = self.terms if terms is None else terms
-        keys = [row.numpy().tobytes() for row in subsets]
-        todo = [
-            (i, keep)
-            for i, key in enumerate(keys)
-            for keep in terms
-            if (key, keep) not in self._cache
-        ]
+        todo: dict[bytes, tuple[int, bool]] = {}
+        for i, row in enumerate(subsets):
+            for keep in terms:
+                key = self.image_key(row, keep)
+                if key not in self._cache:
+                    todo.setdefault(key, (i, keep))
         if todo:
-            rows = torch.tensor([i for i, _ in todo])
-            keep = torch.tensor([k for _, k in todo])
+            rows = torch.tensor([i for i, _ in todo.values()])
+            keep = torch.tensor([k for _, k in todo.values()])
             probabilities = self._forward(subsets[rows], keep)
-            for (i, k), value in zip(todo, probabilities, strict=True):
-                self._cache[(keys[i], k)] = value
+            self._cache.update(zip(todo, probabilities, strict=True))
         nan = torch.full((self.n_targets,), float("nan"))
-        kept = torch.stack([self._cache.get((key, True), nan) for key in keys])
-        removed = torch.stack([self._cache.get((key, False), nan) for key in keys])
-        return SubsetScores(kept=kept, removed=removed)
+
+        def cached(keep: bool) -> torch.Tensor:
+            return torch.stack([self._cache.get(self.image_key(row, keep), nan) for row in subsets])
+
+        return SubsetScores(kept=cached(True), removed=cached(False))
+
+    def image_key(self, subset: torch.Tensor, keep: bool) -> bytes:
+        r"""Identifies the masked image of ``subset`` ``(N,)`` bool: kept (``True``) or removed.
+
+        The image shows the regions where ``subset == keep`` and the baseline elsewhere, so it is
+        determined by the shown regions that differ from the baseline: equal keys, equal images.
+        """
+        return ((subset == keep) & self.visible).numpy().tobytes()
 
     def objective(self, scores: SubsetScores) -> torch.Tensor:
         r"""``F(S)`` per subset from its scores, ``(K,)``: per-token terms averaged over tokens."""
@@ -213,8 +263,9 @@ class SubsetScorer:
             free += torch.cuda.memory_reserved(device) - allocated
             torch.cuda.reset_peak_memory_stats(device)
         started = perf_counter()
-        with _forward_batch(self.wrapper, images.shape[0]):
-            probabilities = self.wrapper.token_probabilities(images, self.sample).float()
+        probabilities = self.wrapper.token_probabilities(
+            images, self.sample, batch_size=images.shape[0]
+        ).float()
         if cuda:
             torch.cuda.synchronize(device)
         if measuring:
@@ -228,29 +279,75 @@ class SubsetScorer:
         return probabilities
 
 
-@contextmanager
-def _forward_batch(wrapper: MLLMForwardWrapper, size: int) -> Iterator[None]:
-    """Let the wrapper run ``size`` images in one model forward (it splits by its own size)."""
-    previous = wrapper.batch_size
-    wrapper.batch_size = size
-    try:
-        yield
-    finally:
-        wrapper.batch_size = previous
+def check_batch_size(batch_size: object, name: str = "batch_size") -> None:
+    r"""Raise unless ``batch_size`` is a positive ``int``, ``"auto"``, an AutoBatchSize or None.
+
+    ``bool`` is not a batch size here (``True`` is an ``int`` in Python): it raises ``TypeError``,
+    as do floats; ``0``, negative numbers and other strings raise ``ValueError``.
+
+    Examples::
+
+        >>> check_batch_size(8)
+        >>> check_batch_size(2.5)
+        Traceback (most recent call last):
+        ...
+        TypeError: batch_size must be a positive int, 'auto' or None; got 2.5 (float).
+    """
+    message = f"{name} must be a positive int, 'auto' or None; got {batch_size!r}"
+    if batch_size is None or isinstance(batch_size, AutoBatchSize) or batch_size == "auto":
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | str):
+        raise TypeError(f"{message} ({type(batch_size).__name__}).")
+    if isinstance(batch_size, str) or batch_size < 1:
+        raise ValueError(f"{message}.")
+
+
+def check_baselines(baselines: object) -> None:
+    r"""Raise unless ``baselines`` is a finite number or float tensor in ``[0, 1]`` pixel space.
+
+    Whether a tensor broadcasts to the image is checked when the baseline image is built.
+
+    Examples::
+
+        >>> check_baselines(0.5)
+        >>> check_baselines(128)
+        Traceback (most recent call last):
+        ...
+        ValueError: baselines must lie in [0, 1] pixel space; got 128. Divide 0-255 values by 255.
+    """
+    if isinstance(baselines, bool) or not isinstance(baselines, Real | torch.Tensor):
+        raise TypeError(
+            "baselines must be a number or a tensor in [0, 1] pixel space; got "
+            f"{type(baselines).__name__}."
+        )
+    if isinstance(baselines, torch.Tensor):
+        if not baselines.is_floating_point():
+            raise TypeError(
+                f"baselines must be a float tensor in [0, 1]; got {baselines.dtype}. Divide "
+                "0-255 values by 255."
+            )
+        finite = bool(torch.isfinite(baselines).all())
+        low, high = (baselines.min().item(), baselines.max().item()) if finite else (0, 0)
+    else:
+        finite = math.isfinite(baselines)
+        low = high = baselines
+    if not finite:
+        raise ValueError("baselines contain NaN or infinite values; pass values in [0, 1].")
+    if low < 0 or high > 1:
+        shown = baselines if not isinstance(baselines, torch.Tensor) else f"[{low:.3g}, {high:.3g}]"
+        raise ValueError(
+            f"baselines must lie in [0, 1] pixel space; got {shown}. Divide 0-255 values by 255."
+        )
 
 
 def _auto_batch(batch_size: int | str | AutoBatchSize | None) -> AutoBatchSize | None:
     if isinstance(batch_size, AutoBatchSize):
         return batch_size
-    if batch_size == "auto":
-        return AutoBatchSize()
-    if batch_size is None or (isinstance(batch_size, int) and batch_size >= 1):
-        return None
-    raise ValueError(f"batch_size must be a positive int, 'auto' or None; got {batch_size!r}.")
+    return AutoBatchSize() if batch_size == "auto" else None
 
 
 def _baseline_image(baseline: float | torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    if isinstance(baseline, int | float):
+    if isinstance(baseline, Real):
         return torch.full_like(image, float(baseline))
     if not isinstance(baseline, torch.Tensor):
         raise TypeError(f"baselines must be a number or a tensor; got {type(baseline).__name__}.")

@@ -432,18 +432,26 @@ class MLLMForwardWrapper(nn.Module):
             return log_probs.mean(dim=1)
         return log_probs.exp().mean(dim=1)
 
-    def token_probabilities(self, images: torch.Tensor, sample: PreparedSample) -> torch.Tensor:
-        r"""Probabilities of the target tokens under teacher forcing, shape ``(B, T)``."""
-        return self.token_log_probabilities(images, sample).exp()
+    def token_probabilities(
+        self, images: torch.Tensor, sample: PreparedSample, *, batch_size: int | None = None
+    ) -> torch.Tensor:
+        r"""Probabilities of the target tokens under teacher forcing, shape ``(B, T)``.
 
-    def token_log_probabilities(self, images: torch.Tensor, sample: PreparedSample) -> torch.Tensor:
+        ``batch_size``: images per model forward (default: the wrapper's ``batch_size``).
+        """
+        return self.token_log_probabilities(images, sample, batch_size=batch_size).exp()
+
+    def token_log_probabilities(
+        self, images: torch.Tensor, sample: PreparedSample, *, batch_size: int | None = None
+    ) -> torch.Tensor:
         r"""Log-probabilities of the target tokens under teacher forcing, shape ``(B, T)``."""
         self._check_images(images, sample)
         if sample.n_targets == 0:
             raise ValueError("The sample has no target tokens; use sample.with_targets(...).")
+        size = batch_size or self.batch_size
         chunks = [
-            self._score_chunk(images[start : start + self.batch_size], sample)
-            for start in range(0, images.shape[0], self.batch_size)
+            self._score_chunk(images[start : start + size], sample)
+            for start in range(0, images.shape[0], size)
         ]
         return torch.cat(chunks, dim=0).to(images.device)
 

@@ -62,7 +62,7 @@ def test_explain_generated_scene_end_to_end(tmp_path, capsys) -> None:
     assert "".join(data["tokens"]) == data["answer"] and data["answer"].strip()
     for scores in data["influence"].values():
         assert len(scores) == len(data["tokens"]) and max(scores) == pytest.approx(1.0)
-    assert data["forwards"] >= n * (n + 1) and data["seconds"] > 0
+    assert data["forwards"] >= n * (n + 1) - 4 and data["seconds"] > 0  # distinct images
     assert data["prompt"] == DEFAULT_CAPTION_PROMPT and data["search"] == "exact"
     assert data["image"] == "generated plain scene, seed 0"
     out = capsys.readouterr().out

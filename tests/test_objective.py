@@ -51,7 +51,7 @@ def subsets(*rows: list[int], n: int = 6) -> torch.Tensor:
 
 def test_images_keep_and_remove_pixels_exactly(llava, llava_sample, grid) -> None:
     baseline = torch.rand(1, 3, *llava_sample.image.shape[-2:])
-    scorer = SubsetScorer(llava, llava_sample, grid, baseline=baseline)
+    scorer = SubsetScorer(llava, llava_sample, grid, baselines=baseline)
     chosen = subsets([0, 4], [1])
     images = scorer.images(chosen, torch.tensor([True, False]))
     region = grid.mask[0, 0]
@@ -119,22 +119,80 @@ def test_baseline_tensors_broadcast(llava, llava_sample, grid, shape) -> None:
     height, width = llava_sample.image.shape[-2:]
     sizes = {"image3": (3, height, width), "image4": (1, 3, height, width)}
     baseline = torch.full(sizes.get(shape, shape), 0.25)
-    scorer = SubsetScorer(llava, llava_sample, grid, baseline=baseline)
+    scorer = SubsetScorer(llava, llava_sample, grid, baselines=baseline)
     assert scorer.baseline.shape == llava_sample.image.shape
     assert torch.equal(scorer.baseline, torch.full_like(llava_sample.image, 0.25))
 
 
 def test_baseline_errors_name_the_problem(llava, llava_sample, grid) -> None:
     with pytest.raises(ValueError, match="do not broadcast to the image"):
-        SubsetScorer(llava, llava_sample, grid, baseline=torch.zeros(2, 5, 5))
+        SubsetScorer(llava, llava_sample, grid, baselines=torch.zeros(2, 5, 5))
     with pytest.raises(TypeError, match="baselines must be a number or a tensor"):
-        SubsetScorer(llava, llava_sample, grid, baseline=[0.0, 0.0, 0.0])
+        SubsetScorer(llava, llava_sample, grid, baselines=[0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="Divide 0-255 values by 255"):
+        SubsetScorer(llava, llava_sample, grid, baselines=128)
+    with pytest.raises(ValueError, match="NaN"):
+        SubsetScorer(llava, llava_sample, grid, baselines=float("nan"))
+    with pytest.raises(TypeError, match="number or a tensor"):
+        SubsetScorer(llava, llava_sample, grid, baselines=True)
 
 
-@pytest.mark.parametrize("batch_size", [0, -2, "big", 2.5])
-def test_bad_batch_size(llava, llava_sample, grid, batch_size) -> None:
-    with pytest.raises(ValueError, match="batch_size must be a positive int, 'auto' or None"):
+def test_old_baseline_keyword_warns(llava, llava_sample, grid) -> None:
+    with pytest.warns(DeprecationWarning, match="pass baselines="):
+        scorer = SubsetScorer(llava, llava_sample, grid, baseline=0.5)
+    assert torch.equal(scorer.baseline, torch.full_like(llava_sample.image, 0.5))
+    with pytest.raises(TypeError, match="Pass baselines= only"):
+        SubsetScorer(llava, llava_sample, grid, baselines=0.5, baseline=0.5)
+
+
+@pytest.mark.parametrize(
+    "batch_size, error",
+    [(0, ValueError), (-2, ValueError), ("big", ValueError), (2.5, TypeError), (True, TypeError)],
+)
+def test_bad_batch_size(llava, llava_sample, grid, batch_size, error) -> None:
+    with pytest.raises(error, match="batch_size must be a positive int, 'auto' or None"):
         SubsetScorer(llava, llava_sample, grid, batch_size=batch_size)
+
+
+def test_identical_images_are_scored_once(llava, llava_sample, grid) -> None:
+    scorer = SubsetScorer(llava, llava_sample, grid)
+    scorer.score(subsets([]))  # kept: all baseline; removed: the full image
+    assert scorer.forwards == 2
+    everything = scorer.score(subsets([0, 1, 2, 3, 4, 5]))  # the same two images, swapped
+    assert scorer.forwards == 2
+    empty = scorer.score(subsets([]))
+    assert torch.equal(everything.kept, empty.removed)
+    assert torch.equal(everything.removed, empty.kept)
+    # kept {0, 1} shows what removing {2, 3, 4, 5} shows
+    scorer.score(subsets([0, 1]))
+    assert scorer.forwards == 4
+    scorer.score(subsets([2, 3, 4, 5]))
+    assert scorer.forwards == 4
+
+
+def test_regions_equal_to_the_baseline_do_not_change_an_image(llava, llava_sample, grid) -> None:
+    image = llava_sample.image.clone()
+    image[:, :, grid.mask[0, 0] == 2] = 0.25
+    scorer = SubsetScorer(llava, llava_sample, grid, image=image, baselines=0.25)
+    assert scorer.visible.tolist() == [True, True, False, True, True, True]
+    first = scorer.score(subsets([0]))
+    same = scorer.score(subsets([0, 2]))  # region 2 looks the same shown or hidden
+    assert scorer.forwards == 2
+    assert torch.equal(first.kept, same.kept) and torch.equal(first.removed, same.removed)
+    with torch.no_grad():
+        direct = llava.token_probabilities(scorer.images(subsets([0, 2]), True), llava_sample)
+    torch.testing.assert_close(same.kept, direct, atol=1e-6, rtol=0)
+
+
+def test_scorer_perturbs_the_given_image(llava, llava_sample, grid) -> None:
+    image = llava_sample.image.flip(-1)
+    scorer = SubsetScorer(llava, llava_sample, grid, image=image)
+    chosen = subsets([1, 4])
+    kept = scorer.images(chosen, True)[0]
+    inside = (grid.mask[0, 0] == 1) | (grid.mask[0, 0] == 4)
+    assert torch.equal(kept[:, inside], image[0][:, inside])
+    with pytest.raises(ValueError, match="prepared sample's shape"):
+        SubsetScorer(llava, llava_sample, grid, image=image[..., :-1])
 
 
 def test_batch_size_is_the_forward_size_and_scores_do_not_depend_on_it(

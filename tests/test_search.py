@@ -27,9 +27,13 @@ from captum_eagle.search import (
     run_search,
     score_front,
 )
-from captum_eagle.search.reference import naive_greedy
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # make `benchmarks.reference` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.reference import naive_greedy  # noqa: E402
+
 FAST = ("lazy", "stochastic", "bidirectional", "efficient")
 # Valid orders are checked on all three families; the rest runs on LLaVA only to stay fast.
 LLAVA_ONLY = pytest.mark.parametrize("family", ["llava"], indirect=True)
@@ -126,7 +130,8 @@ def test_every_strategy_returns_a_permutation(explain, mask, search) -> None:
 def test_exact_equals_naive_reference(wrapper, sample, mask, exact) -> None:
     reference = naive_greedy(wrapper, sample, mask)
     assert exact.order.tolist() == reference.order
-    assert exact.forwards == mask.n_regions * (mask.n_regions + 1) + 2
+    # F(∅) and the step with two candidates left reuse images seen before (see ExactGreedy).
+    assert exact.forwards == mask.n_regions * (mask.n_regions + 1) - 4
 
 
 @LLAVA_ONLY
@@ -293,6 +298,49 @@ def test_fast_strategies_cost_on_a_known_objective() -> None:
     # step), plus F(front) of each step (a front grown by two was never a candidate)
     assert costs["efficient"] == 2 * (12 + 4 + 4 + 4 + 4 + 2) + 2 * 6
     assert all(cost < exact.forwards for cost in costs.values())
+
+
+def test_forward_estimates_match_the_counts_on_a_known_objective() -> None:
+    n = 12
+    strategies = (
+        ExactGreedy(),
+        StochasticGreedy(fraction=0.25),
+        StochasticGreedy(fraction=0.5, min_candidates=3, seed=2),
+        BidirectionalGreedy(),
+        EfficientGreedy(),
+        EfficientGreedy(fraction=0.5, regions_per_step=3),
+    )
+    for strategy in strategies:
+        scorer = CoverageScorer(n, 40, 0)
+        run_search(strategy, scorer)
+        assert strategy.forward_estimate(n) == scorer.forwards, strategy
+    assert LazyGreedy(refresh=2).forward_estimate(n) == 2 * n * 3
+    assert EarlyStop("lazy").forward_estimate(n) == LazyGreedy().forward_estimate(n)
+    assert BidirectionalGreedy(back="removal").forward_estimate(n) > n * n
+
+
+def test_options_record_settings_and_nested_strategies() -> None:
+    assert ExactGreedy().options() == {}
+    assert StochasticGreedy(fraction=0.3, seed=5).options() == {
+        "fraction": 0.3,
+        "min_candidates": 2,
+        "seed": 5,
+    }
+    assert EarlyStop(BidirectionalGreedy(back="removal"), tolerance=0.2).options() == {
+        "search": {"name": "bidirectional", "back": "removal"},
+        "tolerance": 0.2,
+    }
+    strategy = StochasticGreedy()
+    strategy.table = torch.zeros(2)
+    with pytest.raises(TypeError, match="Option 'table' of StochasticGreedy is a Tensor"):
+        strategy.options()
+
+
+@LLAVA_ONLY
+def test_result_records_the_strategy_options(explain) -> None:
+    result = explain(StochasticGreedy(fraction=0.5, seed=4))
+    assert result.search == "stochastic"
+    assert result.search_options == {"fraction": 0.5, "min_candidates": 2, "seed": 4}
 
 
 def test_gpu_benchmark_runs_at_tiny_size(tmp_path) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from captum._utils.progress import progress
+from tqdm.auto import tqdm
 
 from captum_eagle.objective import SubsetScorer
 from captum_eagle.registry import Registry
@@ -136,6 +136,40 @@ class SearchStrategy:
     def step(self, state: SearchState, scorer: SubsetScorer) -> StepDecision:
         raise NotImplementedError
 
+    def forward_estimate(self, n_regions: int) -> int:
+        r"""About how many forwards a search over ``n_regions`` costs (both objective terms).
+
+        Default: ``N(N + 1)``, the exact greedy's count; cheaper strategies override it.
+        """
+        return n_regions * (n_regions + 1)
+
+    def options(self) -> dict[str, Any]:
+        r"""The strategy's settings (its public attributes), JSON-ready.
+
+        A nested strategy becomes ``{"name": ..., **its options}``; :class:`EagleResult` records
+        this as ``search_options``.
+
+        Examples::
+
+            >>> from captum_eagle.search import get_search
+            >>> get_search("early_stop", tolerance=0.1).options()
+            {'search': {'name': 'exact'}, 'tolerance': 0.1}
+        """
+        options: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if key.startswith("_"):
+                continue
+            if isinstance(value, SearchStrategy):
+                value = {"name": value.name, **value.options()}
+            elif not isinstance(value, str | int | float | bool | type(None)):
+                raise TypeError(
+                    f"Option {key!r} of {type(self).__name__} is a {type(value).__name__}; "
+                    "options must be numbers, strings, None or strategies (prefix private "
+                    "attributes with _)."
+                )
+            options[key] = value
+        return options
+
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({options})"
@@ -168,7 +202,7 @@ def run_search(
 ) -> list[int]:
     r"""Run ``strategy`` to a full order of the scorer's regions; return the order ``π``."""
     state = SearchState(scorer.n_regions)
-    with progress(
+    with tqdm(
         desc=f"Eagle attribution ({strategy.name})",
         total=scorer.n_regions,
         disable=not show_progress,

@@ -55,6 +55,11 @@ class BidirectionalGreedy(SearchStrategy):
             raise ValueError(f"back must be 'gain' or 'removal'; got {back!r}.")
         self.back = back
 
+    def forward_estimate(self, n_regions: int) -> int:
+        """``2|R|`` per step, ``|R| = N, N − 2, …`` (twice with ``"removal"``), plus ``F(∅)``."""
+        per_candidate = 4 if self.back == "removal" else 2
+        return per_candidate * sum(range(n_regions, 0, -2)) + 2
+
     def step(self, state: SearchState, scorer: SubsetScorer) -> StepDecision:
         remaining = state.remaining
         values = score_front(state, scorer, remaining)

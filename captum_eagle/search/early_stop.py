@@ -58,6 +58,10 @@ class EarlyStop(SearchStrategy):
             raise ValueError("EarlyStop cannot wrap another EarlyStop; pass its inner search.")
         self.tolerance = tolerance
 
+    def forward_estimate(self, n_regions: int) -> int:
+        """The inner strategy's estimate: an upper bound, reached if the curve never saturates."""
+        return self.search.forward_estimate(n_regions)
+
     def step(self, state: SearchState, scorer: SubsetScorer) -> StepDecision:
         if state.step > 0 and self.saturated(state, scorer):
             remaining = state.remaining

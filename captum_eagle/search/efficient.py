@@ -57,6 +57,15 @@ class EfficientGreedy(SearchStrategy):
         self.regions_per_step = regions_per_step
         self.min_candidates = min_candidates
 
+    def forward_estimate(self, n_regions: int) -> int:
+        """Every region in step 1, then the re-scored candidates; plus ``F(front)`` per step."""
+        subsets, remaining = n_regions + 1, n_regions - self.regions_per_step
+        while remaining > 0:
+            size = max(self.min_candidates, math.ceil(self.fraction * remaining))
+            subsets += min(remaining, size) + 1
+            remaining -= self.regions_per_step
+        return 2 * subsets
+
     def step(self, state: SearchState, scorer: SubsetScorer) -> StepDecision:
         remaining = state.remaining
         last = state.last_scores[remaining]

@@ -10,8 +10,12 @@ from captum_eagle.search.base import SearchState, SearchStrategy, StepDecision, 
 class ExactGreedy(SearchStrategy):
     r"""Append the region with the largest objective gain; score every remaining candidate.
 
-    Costs ``N(N+1)`` forwards with both objective terms. Ties go to the lowest region id, so the
-    order does not depend on the batch size.
+    Scores ``N(N+1)`` images with both objective terms; the scorer runs ``N(N+1) − 4`` of them
+    for ``N ≥ 3`` (fewer if some regions equal the baseline), because some are the same image:
+    the step with two candidates left shows ``V \ {b}`` and ``{b}``, which step 1 scored, and
+    ``F(∅)``'s images are those of ``F(V)``. Ties go to the lowest region id; tied candidates
+    whose masked images are identical get bit-identical scores (the scorer runs each image
+    once), so the order does not depend on the batch size.
     """
 
     name = "exact"

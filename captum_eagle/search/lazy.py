@@ -53,6 +53,10 @@ class LazyGreedy(SearchStrategy):
             raise ValueError(f"refresh must be >= 1; got {refresh}.")
         self.refresh = refresh
 
+    def forward_estimate(self, n_regions: int) -> int:
+        """About ``2N(refresh + 1)`` (one round per step), at most the exact ``N(N + 1)``."""
+        return min(n_regions * (n_regions + 1), 2 * n_regions * (self.refresh + 1))
+
     def step(self, state: SearchState, scorer: SubsetScorer) -> StepDecision:
         remaining = state.remaining
         stale = state.last_gains[remaining]

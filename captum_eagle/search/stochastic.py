@@ -52,6 +52,14 @@ class StochasticGreedy(SearchStrategy):
         self.min_candidates = min_candidates
         self.seed = seed
 
+    def forward_estimate(self, n_regions: int) -> int:
+        """The drawn candidates of every step (2 images each), plus ``F(∅)``."""
+        drawn = [
+            min(remaining, max(self.min_candidates, math.ceil(self.fraction * remaining)))
+            for remaining in range(1, n_regions + 1)
+        ]
+        return 2 * sum(drawn) + 2
+
     def step(self, state: SearchState, scorer: SubsetScorer) -> StepDecision:
         if "generator" not in state.memory:
             state.memory["generator"] = torch.Generator().manual_seed(self.seed)

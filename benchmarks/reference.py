@@ -1,6 +1,9 @@
 r"""The naive reference: Algorithm 1 as written, one model forward per image, no batching.
 
-Kept for tests (the batched engine must reproduce its order exactly) and for the speed benchmark.
+Kept for tests (the batched engine must reproduce its order exactly) and for the speed benchmark;
+it lives beside the benchmarks, outside the package (it was ``captum_eagle.search.reference``).
+Ties go to the lowest region id (a later candidate must score strictly higher), the engine's rule:
+at batch 1 identical masked images score identically, so exact ties stay exact.
 """
 
 from __future__ import annotations
@@ -29,14 +32,14 @@ def naive_greedy(
     sample: PreparedSample,
     feature_mask: FeatureMask,
     *,
-    baseline: float = 0.0,
+    baselines: float = 0.0,
     insight_weight: float = 1.0,
     necessity_weight: float = 1.0,
     max_steps: int | None = None,
 ) -> ReferenceResult:
     r"""Greedy Eagle search with one forward per masked image (``max_steps`` limits the steps)."""
     image = sample.image.to(wrapper.device)
-    fill = torch.full_like(image, baseline)
+    fill = torch.full_like(image, baselines)
     regions = feature_mask.mask.to(image.device)
     forwards = 0
 
