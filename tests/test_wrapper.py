@@ -48,8 +48,8 @@ def test_token_probabilities_equal_manual_softmax(wrapper, sample, images) -> No
 
 
 def test_subset_of_targets(wrapper, sample, images) -> None:
-    word = sample.with_targets("cat")
-    span = sample.with_targets(slice(1, 3))
+    word = sample.with_target_tokens("cat")
+    span = sample.with_target_tokens(slice(1, 3))
     with torch.no_grad():
         full = wrapper.token_probabilities(images, sample)
         torch.testing.assert_close(wrapper.token_probabilities(images, word), full[:, 2:3])
@@ -67,7 +67,7 @@ def test_batched_scores_equal_single_scores(wrapper, sample, images) -> None:
 
 
 def test_log_probability_score(tiny, sample, images) -> None:
-    log_wrapper = MLLMForwardWrapper(*tiny, score="log_probability")
+    log_wrapper = MLLMForwardWrapper(*tiny, score_type="log_probability")
     with torch.no_grad():
         scores = log_wrapper(images, sample)
         expected = log_wrapper.token_probabilities(images, sample).log().mean(1)
@@ -92,7 +92,7 @@ def test_generation_fills_the_answer(wrapper, photo) -> None:
     ("image", "message"),
     [
         (np.zeros((8, 8), dtype=np.uint8), r"must be \(H, W, 3\)"),
-        (np.zeros((8, 8, 3), dtype=np.int32), "uint8 or float"),
+        (np.zeros((8, 8, 3), dtype=np.int32), "uint8, uint16 or float"),
         (torch.zeros(2, 3, 8, 8), r"\(3, H, W\) or \(1, 3, H, W\)"),
         (torch.full((3, 8, 8), 2.0), r"must lie in \[0, 1\]"),
         (torch.zeros(3, 8, 8, dtype=torch.uint8), "Divide by 255"),
@@ -108,16 +108,16 @@ def test_bad_images_are_clear_errors(wrapper, image, message) -> None:
 def test_bad_text_is_a_clear_error(wrapper, photo, sample) -> None:
     with pytest.raises(ValueError, match="prompt is empty"):
         wrapper.prepare(photo, "  ", TARGET)
-    with pytest.raises(ValueError, match="target text is empty"):
+    with pytest.raises(ValueError, match="answer text is empty"):
         wrapper.prepare(photo, PROMPT, "")
     with pytest.raises(ValueError, match="cannot be tokenised"):
         wrapper.prepare(photo, PROMPT, "zebra")
     with pytest.raises(ValueError, match="no image slot"):
         wrapper.prepare(photo, PROMPT, TARGET, apply_chat_template=False)
     with pytest.raises(IndexError, match="out of range"):
-        sample.with_targets([7])
+        sample.with_target_tokens([7])
     with pytest.raises(ValueError, match="'dog' is not in the answer"):
-        sample.with_targets("dog")
+        sample.with_target_tokens("dog")
 
 
 def test_template_without_image_slot(tiny, photo) -> None:
