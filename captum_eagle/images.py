@@ -30,7 +30,7 @@ from PIL import Image
 ImageLike = Image.Image | np.ndarray | torch.Tensor
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
-_TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_TRANSPARENT_MODES = ("RGBA", "LA", "PA")
 
 
 def to_image_tensor(image: ImageLike) -> torch.Tensor:
@@ -142,8 +142,6 @@ def check_pixels(images: torch.Tensor, *, name: str = "images", tolerance: float
 
 def _from_pil(image: Image.Image) -> torch.Tensor:
     mode = image.mode
-    if (mode == "P" and "transparency" in image.info) or mode == "PA":
-        image, mode = image.convert("RGBA"), "RGBA"
     if mode in _SIXTEEN_BIT_MODES or mode == "I":
         array = np.asarray(image).astype(np.float64)
         if array.min() < 0 or array.max() > 65535:
@@ -160,7 +158,7 @@ def _from_pil(image: Image.Image) -> torch.Tensor:
                 f"{array.max():g}]. Scale it to [0, 1] first; its range is not guessed."
             )
         return _grey(array, 1.0)
-    if mode in _TRANSPARENT_MODES:
+    if mode in _TRANSPARENT_MODES or "transparency" in image.info:
         rgba = _scaled(np.asarray(image.convert("RGBA")), 255.0)
         return rgba[:, :3] * rgba[:, 3:]
     try:

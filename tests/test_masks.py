@@ -68,7 +68,7 @@ def test_image_mask_input_mask_maps_to_model_grid(wrapper, photo, sample) -> Non
     labels[:, photo.width // 2 :] = 1
     inputs = ImageMaskInput(image=photo, mask=labels)
     mask = FeatureMask.from_image_mask_input(inputs, wrapper)
-    assert mask.shape == tuple(sample.image.shape[-2:])
+    assert mask.image_shape == tuple(sample.image.shape[-2:])
     assert mask.n_regions == 2
     left, right = mask.mask[0, 0, :, 0], mask.mask[0, 0, :, -1]
     assert (left == 0).all() and (right == 1).all()
