@@ -78,8 +78,8 @@ class FeatureMask(torch.Tensor):
     def __repr__(self) -> str:
         return f"FeatureMask(n_regions={self.n_regions}, image_shape={self.image_shape})"
 
-    def __reduce_ex__(self, protocol: int) -> tuple:
-        return FeatureMask, (self.mask.clone(),)
+    def __deepcopy__(self, memo: dict) -> FeatureMask:
+        return FeatureMask(self.mask.clone())
 
     # -- constructors ------------------------------------------------------------------------
     @classmethod
