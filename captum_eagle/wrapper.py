@@ -85,13 +85,12 @@ class PreparedSample:
 
         Examples::
 
-            >>> from captum_eagle import MLLMForwardWrapper
-            >>> from captum_eagle.testing import tiny_model
-            >>> from PIL import Image
-            >>> wrapper = MLLMForwardWrapper(*tiny_model("llava"))
-            >>> sample = wrapper.prepare(Image.new("RGB", (32, 32)), "describe", "a red cat")
-            >>> sample.with_target_tokens("cat").target_tokens
-            [' cat']
+            >>> import torch
+            >>> from captum_eagle import MLLMForwardWrapper, testing
+            >>> llava = MLLMForwardWrapper(*testing.tiny_model("llava"))
+            >>> sample = llava.prepare(torch.zeros(3, 8, 8), "describe", "a red cat")
+            >>> sample.with_target_tokens("cat").target_tokens, sample.n_targets
+            ([' cat'], 3)
         """
         return replace(self, target_indices=select_targets(self, target_tokens))
 
@@ -483,11 +482,12 @@ class MLLMForwardWrapper(nn.Module):
         return torch.tensor(ids, dtype=torch.long)
 
     def _special_tokens_in(self, text_or_ids: str | list[int]) -> list[str]:
-        """The special or added tokens of the tokenizer that occur in a text or in token ids."""
+        """The special tokens (``</s>``, image tokens, ...) in a text or in token ids."""
         ids = text_or_ids
         if isinstance(text_or_ids, str):
             ids = self.tokenizer(text_or_ids, add_special_tokens=False)["input_ids"]
-        special = set(self.tokenizer.all_special_ids) | set(self.tokenizer.added_tokens_decoder)
+        added = self.tokenizer.added_tokens_decoder
+        special = set(self.tokenizer.all_special_ids) | {i for i, t in added.items() if t.special}
         return self.tokenizer.convert_ids_to_tokens([i for i in ids if i in special])
 
     def _check_length(self, n_prompt: int, n_answer: int) -> None:
