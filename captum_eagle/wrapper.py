@@ -165,11 +165,28 @@ def _reject_unknown_keywords(where: str, keywords: dict[str, Any]) -> None:
         raise TypeError(f"{where} got unexpected keyword arguments {sorted(keywords)}.")
 
 
-def _warn_renamed(old: str, new: str) -> None:
+def _renamed_keyword(
+    keywords: dict[str, Any],
+    where: str,
+    old: str,
+    new: str,
+    value: Any,
+    default: Any = None,
+) -> Any:
+    """Pop a deprecated keyword ``old`` of ``where`` (warning) and return the value to use."""
+    if old not in keywords:
+        return value
+    if value is not default:
+        raise TypeError(f"{where}() got both {old}= (deprecated) and {new}=; pass only {new}=.")
+    _warn_renamed(f"{where}({old}=...)", f"{where}({new}=...)", stacklevel=4)
+    return keywords.pop(old)
+
+
+def _warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
     warnings.warn(
         f"{old} is deprecated and will be removed in the next release; use {new}.",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
 
 
@@ -229,9 +246,9 @@ class MLLMForwardWrapper(nn.Module):
         **deprecated: Any,
     ) -> None:
         super().__init__()
-        if "score" in deprecated:
-            _warn_renamed("MLLMForwardWrapper(score=...)", "score_type=...")
-            score_type = deprecated.pop("score")
+        score_type = _renamed_keyword(
+            deprecated, "MLLMForwardWrapper", "score", "score_type", score_type, "probability"
+        )
         _reject_unknown_keywords("MLLMForwardWrapper", deprecated)
         if score_type not in ("probability", "log_probability"):
             raise ValueError(
@@ -357,12 +374,10 @@ class MLLMForwardWrapper(nn.Module):
             >>> sample.image.shape, sample.answer_tokens, sample.target_tokens
             (torch.Size([1, 3, 32, 32]), ['a', ' red', ' cat'], [' cat'])
         """
-        if "target" in deprecated:
-            _warn_renamed("prepare(target=...)", "prepare(answer=...)")
-            answer = deprecated.pop("target")
-        if "targets" in deprecated:
-            _warn_renamed("prepare(targets=...)", "prepare(target_tokens=...)")
-            target_tokens = deprecated.pop("targets")
+        answer = _renamed_keyword(deprecated, "prepare", "target", "answer", answer)
+        target_tokens = _renamed_keyword(
+            deprecated, "prepare", "targets", "target_tokens", target_tokens
+        )
         _reject_unknown_keywords("prepare()", deprecated)
         _check_positive_int("max_new_tokens", max_new_tokens)
         if not isinstance(prompt, str) or not prompt.strip():
@@ -491,7 +506,9 @@ class MLLMForwardWrapper(nn.Module):
         return self.tokenizer.convert_ids_to_tokens([i for i in ids if i in special])
 
     def _check_length(self, n_prompt: int, n_answer: int) -> None:
-        limit = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+        config = self.model.config.get_text_config()
+        names = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+        limit = next((getattr(config, n) for n in names if getattr(config, n, None)), None)
         if limit is not None and n_prompt + max(n_answer, 1) > limit:
             raise ValueError(
                 f"The prompt ({n_prompt} tokens with the image tokens) and the answer "

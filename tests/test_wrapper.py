@@ -188,14 +188,19 @@ def test_pil_and_array_inputs_agree(wrapper, photo) -> None:
 # -- deprecated names (issue 16: one vocabulary) ---------------------------------------------------
 def test_deprecated_prepare_keywords_warn_and_agree(wrapper, photo, sample) -> None:
     new = wrapper.prepare(photo, PROMPT, answer=TARGET, target_tokens="cat")
-    with pytest.warns(DeprecationWarning, match=r"prepare\(target=\.\.\.\) is deprecated"):
+    with pytest.warns(
+        DeprecationWarning, match=r"prepare\(target=\.\.\.\) is deprecated"
+    ) as caught:
         old = wrapper.prepare(photo, PROMPT, target=TARGET, target_tokens="cat")
     assert torch.equal(old.answer_ids, new.answer_ids) and old.target_tokens == [" cat"]
+    assert {w.filename for w in caught if "prepare(target=" in str(w.message)} == {__file__}
     with pytest.warns(DeprecationWarning, match=r"use prepare\(target_tokens=\.\.\.\)"):
         old = wrapper.prepare(photo, PROMPT, TARGET, targets="cat")
     assert torch.equal(old.target_indices, new.target_indices)
     with pytest.raises(TypeError, match=r"unexpected keyword arguments \['answers'\]"):
         wrapper.prepare(photo, PROMPT, answers=TARGET)
+    with pytest.raises(TypeError, match=r"both target= \(deprecated\) and answer=; pass only"):
+        wrapper.prepare(photo, PROMPT, TARGET, target="a cat")
 
 
 def test_deprecated_with_targets_warns_and_agrees(sample) -> None:
