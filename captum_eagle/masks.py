@@ -2,41 +2,67 @@ r"""``FeatureMask``: image partitions in Captum's ``feature_mask`` format.
 
 A feature mask is a ``LongTensor`` of shape ``(1, 1, H, W)`` with region ids ``0 .. N-1``
 (contiguous), broadcastable to a ``(1, 3, H, W)`` image: the format FeatureAblation, Lime,
-KernelShap and ShapleyValueSampling take as ``feature_mask=``, and the one Eagle takes.
+KernelShap and ShapleyValueSampling take as ``feature_mask=``, and the one Eagle takes. A
+:class:`FeatureMask` *is* that tensor, so it passes to them directly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import numbers
 
 import numpy as np
 import torch
 from skimage.segmentation import slic
 
+from captum_eagle.images import ImageLike, to_hwc
 
-@dataclass(frozen=True)
-class FeatureMask:
-    r"""A partition of an image into ``n_regions`` regions.
+#: The smallest mean region area (pixels) :meth:`FeatureMask.slico` may be asked for.
+MIN_REGION_AREA = 4
 
-    Attributes:
-        mask (Tensor): ``(1, 1, H, W)`` long tensor, region ids ``0 .. n_regions - 1``.
+
+class FeatureMask(torch.Tensor):
+    r"""A partition of an image into ``n_regions`` regions: the ``(1, 1, H, W)`` id tensor itself.
+
+    A ``FeatureMask`` is a ``torch.Tensor`` subclass holding long region ids ``0 .. n_regions - 1``,
+    so it goes straight into Captum's ``feature_mask=`` (FeatureAblation, Lime, KernelShap,
+    ShapleyValueSampling) and :class:`~captum_eagle.EagleAttribution`. Torch operations on it
+    (indexing, arithmetic, ``.to(device)``) return plain tensors; ``.mask`` is the same ids as a
+    plain tensor. Its ``shape`` is the tensor's ``(1, 1, H, W)``; :attr:`image_shape` is
+    ``(H, W)``.
+
+    Args:
+        mask (Tensor): ``(1, 1, H, W)`` integer tensor with contiguous ids ``0 .. N-1``, ``N >= 2``
+            (use :meth:`from_labels` to relabel any label map).
 
     Examples::
 
         >>> import torch
+        >>> from captum.attr import FeatureAblation
         >>> from captum_eagle import FeatureMask
         >>> image = torch.rand(1, 3, 32, 32)
         >>> FeatureMask.grid(image, rows=2, cols=4).n_regions
         8
         >>> fm = FeatureMask.slico(image, n_segments=16)
-        >>> fm.mask.shape, fm.areas.sum().item()
-        (torch.Size([1, 1, 32, 32]), 1024)
+        >>> fm.shape, fm.image_shape, fm.areas.sum().item()
+        (torch.Size([1, 1, 32, 32]), (32, 32), 1024)
+        >>> ablation = FeatureAblation(lambda x: x.mean(dim=(1, 2, 3)))
+        >>> ablation.attribute(image, feature_mask=fm).shape
+        torch.Size([1, 3, 32, 32])
     """
 
-    mask: torch.Tensor
+    __torch_function__ = torch._C._disabled_torch_function_impl
 
-    def __post_init__(self) -> None:
-        mask = self.mask
+    def __new__(cls, mask: torch.Tensor) -> FeatureMask:
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(
+                f"A feature mask must be a tensor; got {type(mask).__name__}. Use "
+                "FeatureMask.from_labels for arrays."
+            )
+        if mask.is_floating_point() or mask.is_complex() or mask.dtype == torch.bool:
+            raise TypeError(
+                f"A feature mask holds integer region ids; got {mask.dtype}. Use "
+                "FeatureMask.from_labels (it checks and relabels any label map)."
+            )
         if mask.ndim != 4 or mask.shape[:2] != (1, 1):
             raise ValueError(f"A feature mask must be (1, 1, H, W); got {tuple(mask.shape)}.")
         ids = torch.unique(mask)
@@ -47,29 +73,63 @@ class FeatureMask:
             )
         if ids[0] != 0 or ids[-1] != ids.numel() - 1:
             raise ValueError("Region ids must be contiguous 0..N-1; use FeatureMask.from_labels.")
+        return mask.detach().long().as_subclass(cls)
+
+    def __repr__(self) -> str:
+        return f"FeatureMask(n_regions={self.n_regions}, image_shape={self.image_shape})"
+
+    def __deepcopy__(self, memo: dict) -> FeatureMask:
+        return FeatureMask(self.mask.clone())
 
     # -- constructors ------------------------------------------------------------------------
     @classmethod
-    def slico(cls, image: torch.Tensor, n_segments: int = 64) -> FeatureMask:
+    def slico(cls, image: ImageLike, n_segments: int = 64) -> FeatureMask:
         r"""SLICO (zero-parameter SLIC) superpixels of an image, as in the Eagle paper.
 
         Args:
-            image (Tensor): ``(1, 3, H, W)`` or ``(3, H, W)`` float image in ``[0, 1]``.
-            n_segments (int): the requested number of regions; SLICO returns about that many.
+            image: the image to partition, usually ``sample.image``: a ``(1, 3, H, W)`` or
+                ``(3, H, W)`` float tensor in ``[0, 1]``, a PIL image or an ``(H, W, 3)`` array
+                (converted like :meth:`MLLMForwardWrapper.prepare` does).
+            n_segments (int): the requested number of regions, at least 2 and at most
+                ``H * W // 4`` (regions of 4 pixels on average); SLICO returns about that many.
                 Default: 64.
+
+        Returns:
+            FeatureMask
         """
-        if n_segments < 2:
-            raise ValueError(f"n_segments must be >= 2; got {n_segments}.")
-        array = _hwc(image)
+        array = to_hwc(image)
+        height, width = array.shape[:2]
+        _check_count("n_segments", n_segments, 2)
+        most = height * width // MIN_REGION_AREA
+        if n_segments > most:
+            raise ValueError(
+                f"n_segments={n_segments} asks for regions smaller than {MIN_REGION_AREA} pixels "
+                f"on average in a {height}×{width} image; use at most {most}."
+            )
         labels = slic(array, n_segments=n_segments, slic_zero=True, start_label=0)
         return cls.from_labels(labels)
 
     @classmethod
     def grid(cls, image: torch.Tensor | tuple[int, int], rows: int, cols: int) -> FeatureMask:
-        r"""A regular ``rows × cols`` grid (row-major ids) over an image or an ``(H, W)`` size."""
+        r"""A regular ``rows × cols`` grid (row-major ids) over an image or an ``(H, W)`` size.
+
+        Args:
+            image: a tensor whose last two dimensions are ``(H, W)`` (e.g. ``sample.image``), or
+                the size ``(H, W)`` itself.
+            rows (int): rows of regions, ``1 <= rows <= H``.
+            cols (int): columns of regions, ``1 <= cols <= W`` (``rows * cols >= 2``).
+
+        Returns:
+            FeatureMask
+        """
         height, width = image if isinstance(image, tuple) else tuple(image.shape[-2:])
-        if rows < 1 or cols < 1 or rows > height or cols > width:
-            raise ValueError(f"A {rows}×{cols} grid does not fit a {height}×{width} image.")
+        _check_count("rows", rows, 1)
+        _check_count("cols", cols, 1)
+        if rows > height or cols > width:
+            raise ValueError(
+                f"A {rows}×{cols} grid does not fit a {height}×{width} image; use at most "
+                f"{height} rows and {width} columns."
+            )
         row_ids = torch.arange(height) * rows // height
         col_ids = torch.arange(width) * cols // width
         return cls((row_ids[:, None] * cols + col_ids[None, :])[None, None].long())
@@ -80,8 +140,7 @@ class FeatureMask:
         tensor = torch.as_tensor(np.asarray(labels)).squeeze()
         if tensor.ndim != 2:
             raise ValueError(f"A label map must be (H, W); got shape {tuple(labels.shape)}.")
-        if tensor.is_floating_point() and not torch.equal(tensor, tensor.round()):
-            raise ValueError("A label map must hold integer region ids.")
+        _check_integral(tensor)
         _, contiguous = torch.unique(tensor.long(), return_inverse=True)
         return cls(contiguous.reshape(tensor.shape)[None, None].long())
 
@@ -101,6 +160,11 @@ class FeatureMask:
 
     # -- properties --------------------------------------------------------------------------
     @property
+    def mask(self) -> torch.Tensor:
+        """The region ids as a plain ``(1, 1, H, W)`` long tensor (a view of this mask)."""
+        return self.as_subclass(torch.Tensor)
+
+    @property
     def n_regions(self) -> int:
         return int(self.mask.max()) + 1
 
@@ -110,7 +174,8 @@ class FeatureMask:
         return torch.bincount(self.mask.flatten(), minlength=self.n_regions)
 
     @property
-    def shape(self) -> tuple[int, int]:
+    def image_shape(self) -> tuple[int, int]:
+        """The ``(H, W)`` of the image the mask partitions."""
         return tuple(self.mask.shape[-2:])
 
     def region_masks(self) -> torch.Tensor:
@@ -119,20 +184,26 @@ class FeatureMask:
 
     def check_image(self, image: torch.Tensor) -> None:
         """Raise a clear error unless the mask covers ``image`` (``(..., H, W)``)."""
-        if tuple(image.shape[-2:]) != self.shape:
+        if tuple(image.shape[-2:]) != self.image_shape:
             raise ValueError(
-                f"The feature mask is {self.shape} but the image is {tuple(image.shape[-2:])}; "
-                "build the mask from the prepared image (sample.image)."
+                f"The feature mask is {self.image_shape} but the image is "
+                f"{tuple(image.shape[-2:])}; build the mask from the prepared image (sample.image)."
             )
 
 
 def as_feature_mask(mask: FeatureMask | torch.Tensor, image: torch.Tensor) -> FeatureMask:
-    r"""Accept a :class:`FeatureMask` or a Captum-style tensor and check it against ``image``."""
+    r"""Accept a :class:`FeatureMask` or a Captum-style tensor and check it against ``image``.
+
+    A tensor may be ``(H, W)``, ``(1, H, W)``, ``(1, 1, H, W)`` or ``(1, 3, H, W)`` with the same
+    ids on every channel; its ids must be integers (an integer dtype, or a float tensor holding
+    whole numbers) and contiguous ``0 .. N-1``.
+    """
     if not isinstance(mask, FeatureMask):
         if not isinstance(mask, torch.Tensor):
             raise TypeError(
                 f"feature_mask must be a FeatureMask or a LongTensor; got {type(mask).__name__}."
             )
+        _check_integral(mask)
         mask = mask.long()
         while mask.ndim < 4:
             mask = mask[None]
@@ -143,12 +214,21 @@ def as_feature_mask(mask: FeatureMask | torch.Tensor, image: torch.Tensor) -> Fe
     return mask
 
 
-def _hwc(image: torch.Tensor) -> np.ndarray:
-    tensor = image.detach().cpu().float()
-    if tensor.ndim == 4:
-        if tensor.shape[0] != 1:
-            raise ValueError(f"Expected one image; got a batch of {tensor.shape[0]}.")
-        tensor = tensor[0]
-    if tensor.ndim != 3 or tensor.shape[0] != 3:
-        raise ValueError(f"Expected a (1, 3, H, W) image; got {tuple(image.shape)}.")
-    return tensor.permute(1, 2, 0).numpy().astype(np.float64)
+def _check_integral(ids: torch.Tensor) -> None:
+    if ids.dtype == torch.bool or ids.is_complex():
+        raise TypeError(
+            f"Region ids must be integers; got a {ids.dtype} tensor. Pass a long tensor of ids "
+            "(for a boolean object mask: mask.long() gives regions 0 and 1)."
+        )
+    if ids.is_floating_point() and not torch.equal(ids, ids.round()):
+        raise ValueError(
+            "Region ids must be whole numbers; the mask holds fractional values. Pass integer "
+            "ids, e.g. FeatureMask.from_labels(labels)."
+        )
+
+
+def _check_count(name: str, value: object, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {value!r} ({type(value).__name__}).")
+    if value < least:
+        raise ValueError(f"{name} must be >= {least}; got {value}.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -22,11 +23,11 @@ from torch import nn
 from transformers import PreTrainedModel, ProcessorMixin
 
 from captum_eagle.families import ModelFamily, family_for
-from captum_eagle.families.base import _image_only_class
+from captum_eagle.families.base import _image_only_class, check_processor_matches
+from captum_eagle.images import ImageLike, check_pixels, to_image_tensor, to_pil
 
-ImageLike = Image.Image | np.ndarray | torch.Tensor
 TargetSelection = None | int | slice | str | list[int] | tuple[int, ...] | torch.Tensor
-Score = Literal["probability", "log_probability"]
+ScoreType = Literal["probability", "log_probability"]
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,32 @@ class PreparedSample:
     def n_targets(self) -> int:
         return int(self.target_indices.numel())
 
-    def with_targets(self, targets: TargetSelection) -> PreparedSample:
+    def with_target_tokens(self, target_tokens: TargetSelection) -> PreparedSample:
         r"""Return a copy that explains a subset of the answer's tokens.
 
         Args:
-            targets: ``None`` (all answer tokens), an index, a ``slice`` (a token span), a list of
-                indices, or a word of the answer (its first occurrence; all tokens spelling it).
+            target_tokens: ``None`` (all answer tokens), an index, a ``slice`` (a token span), a
+                list of indices, or a word of the answer (its first occurrence; all tokens
+                spelling it).
+
+        Returns:
+            PreparedSample: the same prompt, image and answer with the new target tokens.
+
+        Examples::
+
+            >>> import torch
+            >>> from captum_eagle import MLLMForwardWrapper, testing
+            >>> llava = MLLMForwardWrapper(*testing.tiny_model("llava"))
+            >>> sample = llava.prepare(torch.zeros(3, 8, 8), "describe", "a red cat")
+            >>> sample.with_target_tokens("cat").target_tokens, sample.n_targets
+            ([' cat'], 3)
         """
-        return replace(self, target_indices=select_targets(self, targets))
+        return replace(self, target_indices=select_targets(self, target_tokens))
+
+    def with_targets(self, targets: TargetSelection) -> PreparedSample:
+        """Deprecated name of :meth:`with_target_tokens`."""
+        _warn_renamed("PreparedSample.with_targets", "PreparedSample.with_target_tokens")
+        return self.with_target_tokens(targets)
 
     def word_spans(self) -> list[tuple[str, list[int]]]:
         """Group the answer's tokens into words: ``[(word, token indices)]`` in answer order."""
@@ -96,7 +115,7 @@ class PreparedSample:
 
 
 def select_targets(sample: PreparedSample, targets: TargetSelection) -> torch.Tensor:
-    """Resolve a target selection (see :meth:`PreparedSample.with_targets`) to answer indices."""
+    """Resolve a selection (see :meth:`PreparedSample.with_target_tokens`) to answer indices."""
     n_answer = int(sample.answer_ids.numel())
     if targets is None:
         return torch.arange(n_answer)
@@ -134,55 +153,41 @@ def _word_indices(sample: PreparedSample, word: str) -> torch.Tensor:
     )
 
 
-def to_image_tensor(image: ImageLike) -> torch.Tensor:
-    r"""Validate an image and return it as a ``(1, 3, H, W)`` float tensor in ``[0, 1]``.
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int; got {value!r} ({type(value).__name__}).")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1; got {value}.")
 
-    Accepts a PIL image, an ``(H, W, 3)`` uint8 array (or float array in ``[0, 1]``), or a
-    ``(3, H, W)`` / ``(1, 3, H, W)`` float tensor in ``[0, 1]``.
-    """
-    if isinstance(image, Image.Image):
-        array = np.asarray(image.convert("RGB"))
-        return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 255.0
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[-1] != 3:
-            raise ValueError(
-                f"A numpy image must be (H, W, 3); got shape {image.shape}. "
-                "Convert grayscale with np.stack([img] * 3, -1)."
-            )
-        if image.dtype == np.uint8:
-            return torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
-        if not np.issubdtype(image.dtype, np.floating):
-            raise ValueError(f"A numpy image must be uint8 or float in [0, 1]; got {image.dtype}.")
-        return to_image_tensor(torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1))
-    if isinstance(image, torch.Tensor):
-        tensor = image.detach()
-        if tensor.ndim == 3:
-            tensor = tensor[None]
-        if tensor.ndim != 4 or tensor.shape[:2] != (1, 3):
-            raise ValueError(
-                f"A tensor image must be (3, H, W) or (1, 3, H, W); got shape {tuple(image.shape)}."
-            )
-        if not tensor.is_floating_point():
-            raise ValueError(
-                f"A tensor image must be float in [0, 1]; got {tensor.dtype}. Divide by 255."
-            )
-        if not torch.isfinite(tensor).all():
-            raise ValueError("The image contains NaN or infinite values.")
-        if tensor.min() < 0 or tensor.max() > 1:
-            raise ValueError(
-                f"A float image must lie in [0, 1]; got [{tensor.min():.3g}, {tensor.max():.3g}]. "
-                "Undo the model normalisation: the wrapper normalises itself."
-            )
-        return tensor.float().cpu()
-    raise TypeError(
-        f"Unsupported image type {type(image).__name__}; pass a PIL image, an (H, W, 3) uint8 "
-        "numpy array or a (3, H, W) float tensor in [0, 1]."
+
+def _reject_unknown_keywords(where: str, keywords: dict[str, Any]) -> None:
+    if keywords:
+        raise TypeError(f"{where} got unexpected keyword arguments {sorted(keywords)}.")
+
+
+def _renamed_keyword(
+    keywords: dict[str, Any],
+    where: str,
+    old: str,
+    new: str,
+    value: Any,
+    default: Any = None,
+) -> Any:
+    """Pop a deprecated keyword ``old`` of ``where`` (warning) and return the value to use."""
+    if old not in keywords:
+        return value
+    if value is not default:
+        raise TypeError(f"{where}() got both {old}= (deprecated) and {new}=; pass only {new}=.")
+    _warn_renamed(f"{where}({old}=...)", f"{where}({new}=...)", stacklevel=4)
+    return keywords.pop(old)
+
+
+def _warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
+    warnings.warn(
+        f"{old} is deprecated and will be removed in the next release; use {new}.",
+        DeprecationWarning,
+        stacklevel=stacklevel,
     )
-
-
-def _to_pil(tensor: torch.Tensor) -> Image.Image:
-    array = (tensor[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
-    return Image.fromarray(array)
 
 
 class MLLMForwardWrapper(nn.Module):
@@ -197,13 +202,25 @@ class MLLMForwardWrapper(nn.Module):
     expanded rather than re-tokenised, and pixel normalisation / patchification happen in torch, so
     the score is differentiable with respect to the image.
 
+    Pixel range: :meth:`prepare` takes the image to explain strictly in ``[0, 1]`` (or as a PIL
+    image / integer array, see :mod:`captum_eagle.images`). The images that reach :meth:`forward`,
+    :meth:`token_probabilities` and :meth:`generate` are perturbations of ``sample.image`` built
+    by an attribution method; they must be floating point, finite, of the sample's size and within
+    ``[-0.5, 1.5]`` (:func:`captum_eagle.images.check_pixels`). That tolerance lets noise-based
+    methods (``NoiseTunnel``, SmoothGrad) through unchanged, values are not clamped; it refuses a
+    0-255 image (``uint8`` or float) and a model-normalised one, which would give a meaningless
+    score. Keep a noise ``stdevs`` well below 0.15 so that noisy pixels stay in range.
+
     Args:
         model (PreTrainedModel): a supported Hugging Face model (see
             :func:`captum_eagle.families.list_families`).
-        processor (ProcessorMixin): its processor (tokenizer, image processor, chat template).
+        processor (ProcessorMixin): its processor (tokenizer, image processor, chat template), from
+            the same checkpoint (checked: a processor of another model is a ``ValueError``).
         family (str, optional): force a family adapter by name instead of detecting it.
         batch_size (int): images per model forward; larger batches are split. Default: 16.
-        score (str): ``"probability"`` (default) or ``"log_probability"``.
+        score_type (str): what ``wrapper(images, sample)`` returns per image: ``"probability"``
+            (default, the mean target-token probability) or ``"log_probability"`` (their mean
+            log-probability). ``score=`` is its deprecated name.
 
     Examples::
 
@@ -225,18 +242,32 @@ class MLLMForwardWrapper(nn.Module):
         *,
         family: str | None = None,
         batch_size: int = 16,
-        score: Score = "probability",
+        score_type: ScoreType = "probability",
+        **deprecated: Any,
     ) -> None:
         super().__init__()
-        if score not in ("probability", "log_probability"):
-            raise ValueError(f"score must be 'probability' or 'log_probability'; got {score!r}.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+        score_type = _renamed_keyword(
+            deprecated, "MLLMForwardWrapper", "score", "score_type", score_type, "probability"
+        )
+        _reject_unknown_keywords("MLLMForwardWrapper", deprecated)
+        if score_type not in ("probability", "log_probability"):
+            raise ValueError(
+                f"score_type must be 'probability' or 'log_probability'; got {score_type!r}."
+            )
+        _check_positive_int("batch_size", batch_size)
+        adapter_class = family_for(model, family)
+        check_processor_matches(model, processor, adapter_class)
         self.model = model.eval()
         self.processor = processor
-        self.adapter: ModelFamily = family_for(model, family)(model, processor)
+        self.adapter: ModelFamily = adapter_class(model, processor)
         self.batch_size = batch_size
-        self.score = score
+        self.score_type = score_type
+
+    @property
+    def score(self) -> str:
+        """Deprecated name of :attr:`score_type`."""
+        _warn_renamed("MLLMForwardWrapper.score", "MLLMForwardWrapper.score_type")
+        return self.score_type
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -257,7 +288,7 @@ class MLLMForwardWrapper(nn.Module):
             device: where to put the model (default: CUDA if available, else CPU).
             dtype: model dtype (``"auto"`` keeps the checkpoint's, usually bf16).
             local_files_only: never touch the network.
-            **kwargs: passed to the wrapper (``batch_size``, ``score``, ``family``).
+            **kwargs: passed to the wrapper (``batch_size``, ``score_type``, ``family``).
         """
         from transformers import AutoModelForImageTextToText
 
@@ -295,37 +326,72 @@ class MLLMForwardWrapper(nn.Module):
         self,
         image: ImageLike,
         prompt: str,
-        target: str | None = None,
+        answer: str | None = None,
         *,
-        targets: TargetSelection = None,
+        target_tokens: TargetSelection = None,
         max_new_tokens: int = 32,
         apply_chat_template: bool = True,
+        **deprecated: Any,
     ) -> PreparedSample:
         r"""Resize the image to the model's input grid, tokenise, and fix the answer to explain.
 
         Args:
-            image: PIL image, ``(H, W, 3)`` uint8 array or ``(3, H, W)`` float tensor in [0, 1].
-            prompt (str): the question or instruction (without the image placeholder).
-            target (str, optional): the answer to explain. Default: the model's own greedy answer.
-            targets: which answer tokens to explain (see :meth:`PreparedSample.with_targets`).
-                Default: all answer tokens (end-of-sequence excluded).
-            max_new_tokens (int): generation length when no target is given. Default: 32.
+            image: PIL image, ``(H, W, 3)`` uint8 / uint16 array or ``(3, H, W)`` float tensor in
+                ``[0, 1]`` (conversion rules: :mod:`captum_eagle.images`).
+            prompt (str): the question or instruction. With ``apply_chat_template=True`` it must
+                not contain the image placeholder or other special tokens (the template adds
+                them); a prompt copied from a model card (``"USER: <image>\n... ASSISTANT:"``)
+                is refused with a ``ValueError`` that says so: pass it with
+                ``apply_chat_template=False`` to use it verbatim.
+            answer (str, optional): the answer text to explain. Default: the model's own greedy
+                answer. It must not contain special tokens (``</s>``, ``<image>``, ...).
+            target_tokens: which answer tokens to explain (see
+                :meth:`PreparedSample.with_target_tokens`). Default: all answer tokens
+                (end-of-sequence excluded).
+            max_new_tokens (int): generation length when no answer is given. Default: 32.
             apply_chat_template (bool): format ``prompt`` with the processor's chat template
-                (default). If ``False``, ``prompt`` is used verbatim and must hold the image token.
+                (default). If ``False``, ``prompt`` is used verbatim and must hold the image token
+                exactly once.
+            **deprecated: ``target=`` (now ``answer=``) and ``targets=`` (now
+                ``target_tokens=``) still work and warn.
 
         Returns:
             PreparedSample
+
+        Raises:
+            ValueError: an empty prompt or answer, a special token in the answer (or in a prompt
+                that goes through the chat template), or a prompt and answer longer than the
+                model's context.
+
+        Examples::
+
+            >>> from captum_eagle import MLLMForwardWrapper
+            >>> from captum_eagle.testing import tiny_model
+            >>> from PIL import Image
+            >>> wrapper = MLLMForwardWrapper(*tiny_model("llava"))
+            >>> image = Image.new("RGB", (48, 40))
+            >>> sample = wrapper.prepare(image, "describe", "a red cat", target_tokens="cat")
+            >>> sample.image.shape, sample.answer_tokens, sample.target_tokens
+            (torch.Size([1, 3, 32, 32]), ['a', ' red', ' cat'], [' cat'])
         """
+        answer = _renamed_keyword(deprecated, "prepare", "target", "answer", answer)
+        target_tokens = _renamed_keyword(
+            deprecated, "prepare", "targets", "target_tokens", target_tokens
+        )
+        _reject_unknown_keywords("prepare()", deprecated)
+        _check_positive_int("max_new_tokens", max_new_tokens)
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("The prompt is empty; pass the question or instruction to explain.")
         tensor = to_image_tensor(image)
         height, width = self.adapter.input_size(tensor.shape[-2], tensor.shape[-1])
-        pil = self.adapter.resize(_to_pil(tensor))
+        pil = self.adapter.resize(to_pil(tensor))
         if tensor.shape[-2:] != (height, width) or not isinstance(image, torch.Tensor):
             tensor = to_image_tensor(pil)
         prompt_text = self._format_prompt(prompt, apply_chat_template)
+        answer_ids = None if answer is None else self._tokenize_answer(answer)
         encoded = self.adapter.processor_inputs(pil, prompt_text)
         prompt_ids = encoded["input_ids"]
+        self._check_length(prompt_ids.shape[1], 0 if answer_ids is None else answer_ids.numel())
         token_inputs = {
             key: value
             for key, value in encoded.items()
@@ -345,21 +411,19 @@ class MLLMForwardWrapper(nn.Module):
             token_inputs=token_inputs,
             family=self.adapter.name,
         )
-        if target is None:
+        if answer_ids is None:
             answer_ids = self.generate_ids(tensor, sample, max_new_tokens=max_new_tokens)[0]
             if answer_ids.numel() == 0:
                 raise ValueError(
-                    "The model generated an empty answer; pass target=... to explain a given text."
+                    "The model generated an empty answer; pass answer=... to explain a given text."
                 )
-        else:
-            answer_ids = self._tokenize_target(target)
         sample = replace(
             sample,
             answer=self.decode(answer_ids),
             answer_ids=answer_ids,
             answer_tokens=self._token_pieces(answer_ids),
         )
-        return sample.with_targets(targets)
+        return sample.with_target_tokens(target_tokens)
 
     def resize_labels(self, labels: np.ndarray | torch.Tensor) -> torch.Tensor:
         r"""Map an ``(H, W)`` integer label map of the original image to the model's input grid.
@@ -384,6 +448,14 @@ class MLLMForwardWrapper(nn.Module):
                     "apply_chat_template=False with a prompt that contains the image token "
                     f"{image_token!r}."
                 )
+            specials = self._special_tokens_in(prompt)
+            if specials:
+                raise ValueError(
+                    f"The prompt already contains special tokens {specials} (a prompt copied from "
+                    "a model card?), and the chat template adds its own image placeholder. Pass "
+                    "the question alone, e.g. 'describe the image .', or keep your prompt and pass "
+                    "apply_chat_template=False to use it verbatim."
+                )
             messages = [
                 {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}
             ]
@@ -398,20 +470,51 @@ class MLLMForwardWrapper(nn.Module):
                 "template that renders {'type': 'image'} content, or put the image token in the "
                 "prompt with apply_chat_template=False."
             )
+        if image_token and text.count(image_token) > 1:
+            raise ValueError(
+                f"The prompt holds the image token {image_token!r} {text.count(image_token)} times "
+                "but one image is explained; keep exactly one."
+            )
         return text
 
-    def _tokenize_target(self, target: str) -> torch.Tensor:
-        if not isinstance(target, str) or not target.strip():
-            raise ValueError("The target text is empty; pass the answer to explain or None.")
-        ids = self.tokenizer(target, add_special_tokens=False)["input_ids"]
+    def _tokenize_answer(self, answer: str) -> torch.Tensor:
+        if not isinstance(answer, str) or not answer.strip():
+            raise ValueError("The answer text is empty; pass the answer to explain or None.")
+        ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
         unk = self.tokenizer.unk_token_id
         if not ids or (unk is not None and unk in ids):
             raise ValueError(
-                f"The target {target!r} cannot be tokenised by this model's tokenizer "
+                f"The answer {answer!r} cannot be tokenised by this model's tokenizer "
                 f"(tokens: {self.tokenizer.convert_ids_to_tokens(ids)}); rephrase it with words "
                 "the model knows."
             )
+        specials = self._special_tokens_in(ids)
+        if specials:
+            raise ValueError(
+                f"The answer {answer!r} contains the special tokens {specials}; the explained "
+                "answer must be plain text. Remove them (the end of sequence is never explained)."
+            )
         return torch.tensor(ids, dtype=torch.long)
+
+    def _special_tokens_in(self, text_or_ids: str | list[int]) -> list[str]:
+        """The special tokens (``</s>``, image tokens, ...) in a text or in token ids."""
+        ids = text_or_ids
+        if isinstance(text_or_ids, str):
+            ids = self.tokenizer(text_or_ids, add_special_tokens=False)["input_ids"]
+        added = self.tokenizer.added_tokens_decoder
+        special = set(self.tokenizer.all_special_ids) | {i for i, t in added.items() if t.special}
+        return self.tokenizer.convert_ids_to_tokens([i for i in ids if i in special])
+
+    def _check_length(self, n_prompt: int, n_answer: int) -> None:
+        config = self.model.config.get_text_config()
+        names = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+        limit = next((getattr(config, n) for n in names if getattr(config, n, None)), None)
+        if limit is not None and n_prompt + max(n_answer, 1) > limit:
+            raise ValueError(
+                f"The prompt ({n_prompt} tokens with the image tokens) and the answer "
+                f"({n_answer} tokens) exceed the model's context of {limit} positions; shorten "
+                "the prompt or the answer."
+            )
 
     def _token_pieces(self, ids: torch.Tensor) -> list[str]:
         """Split the decoded answer into one text piece per token (pieces join to the answer)."""
@@ -428,7 +531,7 @@ class MLLMForwardWrapper(nn.Module):
     def forward(self, images: torch.Tensor, sample: PreparedSample) -> torch.Tensor:
         r"""Score each image: mean target-token probability (or log-probability), shape ``(B,)``."""
         log_probs = self.token_log_probabilities(images, sample)
-        if self.score == "log_probability":
+        if self.score_type == "log_probability":
             return log_probs.mean(dim=1)
         return log_probs.exp().mean(dim=1)
 
@@ -447,7 +550,7 @@ class MLLMForwardWrapper(nn.Module):
         r"""Log-probabilities of the target tokens under teacher forcing, shape ``(B, T)``."""
         self._check_images(images, sample)
         if sample.n_targets == 0:
-            raise ValueError("The sample has no target tokens; use sample.with_targets(...).")
+            raise ValueError("The sample has no target tokens; use sample.with_target_tokens(...).")
         size = batch_size or self.batch_size
         chunks = [
             self._score_chunk(images[start : start + size], sample)
@@ -466,6 +569,7 @@ class MLLMForwardWrapper(nn.Module):
                 f"images have shape {tuple(images.shape[1:])} per image but the sample was "
                 f"prepared at {tuple(sample.image.shape[1:])}; perturb sample.image."
             )
+        check_pixels(images)
 
     def _score_chunk(self, images: torch.Tensor, sample: PreparedSample) -> torch.Tensor:
         batch = images.shape[0]
@@ -493,6 +597,7 @@ class MLLMForwardWrapper(nn.Module):
         self, images: torch.Tensor, sample: PreparedSample, *, max_new_tokens: int = 32
     ) -> list[torch.Tensor]:
         r"""Greedy answers for a batch of images under the sample's prompt (EOS stripped)."""
+        _check_positive_int("max_new_tokens", max_new_tokens)
         self._check_images(images, sample)
         answers: list[torch.Tensor] = []
         eos = self._eos_ids()

@@ -7,7 +7,7 @@ import torch
 
 from captum_eagle import list_families
 from captum_eagle.families import family_for
-from captum_eagle.wrapper import _to_pil
+from captum_eagle.images import to_pil
 
 
 def test_registry_lists_the_three_families() -> None:
@@ -18,7 +18,7 @@ def test_registry_lists_the_three_families() -> None:
 
 def test_torch_preprocessing_matches_processor(wrapper, sample) -> None:
     """The wrapper sees exactly what the model sees through the processor."""
-    pil = _to_pil(sample.image)
+    pil = to_pil(sample.image)
     kwargs = {"crop_to_patches": False} if wrapper.adapter.name == "internvl" else {}
     reference = wrapper.processor.image_processor(images=[pil], return_tensors="pt", **kwargs)
     ours = wrapper.adapter.pixel_inputs(sample.image)

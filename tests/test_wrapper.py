@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -48,8 +50,8 @@ def test_token_probabilities_equal_manual_softmax(wrapper, sample, images) -> No
 
 
 def test_subset_of_targets(wrapper, sample, images) -> None:
-    word = sample.with_targets("cat")
-    span = sample.with_targets(slice(1, 3))
+    word = sample.with_target_tokens("cat")
+    span = sample.with_target_tokens(slice(1, 3))
     with torch.no_grad():
         full = wrapper.token_probabilities(images, sample)
         torch.testing.assert_close(wrapper.token_probabilities(images, word), full[:, 2:3])
@@ -67,7 +69,7 @@ def test_batched_scores_equal_single_scores(wrapper, sample, images) -> None:
 
 
 def test_log_probability_score(tiny, sample, images) -> None:
-    log_wrapper = MLLMForwardWrapper(*tiny, score="log_probability")
+    log_wrapper = MLLMForwardWrapper(*tiny, score_type="log_probability")
     with torch.no_grad():
         scores = log_wrapper(images, sample)
         expected = log_wrapper.token_probabilities(images, sample).log().mean(1)
@@ -92,7 +94,7 @@ def test_generation_fills_the_answer(wrapper, photo) -> None:
     ("image", "message"),
     [
         (np.zeros((8, 8), dtype=np.uint8), r"must be \(H, W, 3\)"),
-        (np.zeros((8, 8, 3), dtype=np.int32), "uint8 or float"),
+        (np.zeros((8, 8, 3), dtype=np.int32), "uint8, uint16 or float"),
         (torch.zeros(2, 3, 8, 8), r"\(3, H, W\) or \(1, 3, H, W\)"),
         (torch.full((3, 8, 8), 2.0), r"must lie in \[0, 1\]"),
         (torch.zeros(3, 8, 8, dtype=torch.uint8), "Divide by 255"),
@@ -108,16 +110,16 @@ def test_bad_images_are_clear_errors(wrapper, image, message) -> None:
 def test_bad_text_is_a_clear_error(wrapper, photo, sample) -> None:
     with pytest.raises(ValueError, match="prompt is empty"):
         wrapper.prepare(photo, "  ", TARGET)
-    with pytest.raises(ValueError, match="target text is empty"):
+    with pytest.raises(ValueError, match="answer text is empty"):
         wrapper.prepare(photo, PROMPT, "")
     with pytest.raises(ValueError, match="cannot be tokenised"):
         wrapper.prepare(photo, PROMPT, "zebra")
     with pytest.raises(ValueError, match="no image slot"):
         wrapper.prepare(photo, PROMPT, TARGET, apply_chat_template=False)
     with pytest.raises(IndexError, match="out of range"):
-        sample.with_targets([7])
+        sample.with_target_tokens([7])
     with pytest.raises(ValueError, match="'dog' is not in the answer"):
-        sample.with_targets("dog")
+        sample.with_target_tokens("dog")
 
 
 def test_template_without_image_slot(tiny, photo) -> None:
@@ -181,3 +183,166 @@ def test_pil_and_array_inputs_agree(wrapper, photo) -> None:
     from_array = wrapper.prepare(np.asarray(photo), PROMPT, TARGET)
     assert torch.equal(from_pil.image, from_array.image)
     assert isinstance(photo, Image.Image)
+
+
+# -- deprecated names (issue 16: one vocabulary) ---------------------------------------------------
+def test_deprecated_prepare_keywords_warn_and_agree(wrapper, photo, sample) -> None:
+    new = wrapper.prepare(photo, PROMPT, answer=TARGET, target_tokens="cat")
+    with pytest.warns(
+        DeprecationWarning, match=r"prepare\(target=\.\.\.\) is deprecated"
+    ) as caught:
+        old = wrapper.prepare(photo, PROMPT, target=TARGET, target_tokens="cat")
+    assert torch.equal(old.answer_ids, new.answer_ids) and old.target_tokens == [" cat"]
+    assert {w.filename for w in caught if "prepare(target=" in str(w.message)} == {__file__}
+    with pytest.warns(DeprecationWarning, match=r"use prepare\(target_tokens=\.\.\.\)"):
+        old = wrapper.prepare(photo, PROMPT, TARGET, targets="cat")
+    assert torch.equal(old.target_indices, new.target_indices)
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['answers'\]"):
+        wrapper.prepare(photo, PROMPT, answers=TARGET)
+    with pytest.raises(TypeError, match=r"both target= \(deprecated\) and answer=; pass only"):
+        wrapper.prepare(photo, PROMPT, TARGET, target="a cat")
+
+
+def test_deprecated_with_targets_warns_and_agrees(sample) -> None:
+    with pytest.warns(DeprecationWarning, match="use PreparedSample.with_target_tokens"):
+        old = sample.with_targets(slice(1, 3))
+    assert torch.equal(old.target_indices, sample.with_target_tokens(slice(1, 3)).target_indices)
+
+
+def test_deprecated_score_keyword_and_attribute(tiny) -> None:
+    with pytest.warns(DeprecationWarning, match=r"score=\.\.\.\) is deprecated"):
+        old = MLLMForwardWrapper(*tiny, score="log_probability")
+    assert old.score_type == "log_probability"
+    with pytest.warns(DeprecationWarning, match="use MLLMForwardWrapper.score_type"):
+        assert old.score == "log_probability"
+    with pytest.raises(ValueError, match="score_type must be 'probability' or 'log_probability'"):
+        MLLMForwardWrapper(*tiny, score_type="logit")
+
+
+# -- issue 20: input validation --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda image: (image * 255).round().byte(), TypeError, "Divide a uint8 image by 255"),
+        (lambda image: image * 255, ValueError, "looks like a 0-255 image"),
+        (lambda image: (image - 0.5) / 0.25 - 3, ValueError, "model-normalised"),
+        (lambda image: image.masked_fill(image > 0.5, float("nan")), ValueError, "NaN"),
+        (lambda image: image[..., :-1], ValueError, r"perturb sample\.image"),
+        (lambda image: image[0], ValueError, r"must be a \(B, 3, H, W\) tensor"),
+    ],
+    ids=["uint8", "0-255 float", "normalised", "nan", "size", "unbatched"],
+)
+def test_raw_images_reaching_the_model_are_refused(wrapper, sample, make, error, message) -> None:
+    bad = make(sample.image)
+    for call in (wrapper, wrapper.token_probabilities, wrapper.generate):
+        with pytest.raises(error, match=message):
+            call(bad, sample)
+
+
+def test_noise_tunnel_pixels_slightly_outside_range_are_scored(wrapper, sample) -> None:
+    from captum.attr import NoiseTunnel, Saliency
+
+    noisy = (sample.image + 0.2 * torch.randn_like(sample.image).clamp(-1, 1)).clamp(-0.2, 1.2)
+    assert noisy.min() < 0 and noisy.max() > 1
+    with torch.no_grad():
+        assert torch.isfinite(wrapper(noisy, sample)).all()
+    smooth = NoiseTunnel(Saliency(wrapper)).attribute(
+        sample.image,
+        nt_type="smoothgrad",
+        nt_samples=2,
+        stdevs=0.05,
+        additional_forward_args=(sample,),
+    )
+    assert smooth.shape == sample.image.shape and smooth.abs().sum() > 0
+
+
+def test_special_tokens_in_the_answer_are_refused(wrapper, photo) -> None:
+    for token in (wrapper.tokenizer.eos_token, wrapper.processor.image_token):
+        with pytest.raises(ValueError, match=re.escape(f"special tokens [{token!r}]")):
+            wrapper.prepare(photo, PROMPT, f"a red cat {token}")
+
+
+def test_image_placeholder_in_the_prompt(wrapper, photo, sample) -> None:
+    """A full prompt copied from a model card: refused with the template, used verbatim without."""
+    with pytest.raises(
+        ValueError, match=r"already contains special tokens.*apply_chat_template=False"
+    ):
+        wrapper.prepare(photo, sample.prompt_text, TARGET)
+    with pytest.raises(ValueError, match="already contains special tokens"):
+        wrapper.prepare(photo, f"{wrapper.processor.image_token} {PROMPT}", TARGET)
+    verbatim = wrapper.prepare(photo, sample.prompt_text, TARGET, apply_chat_template=False)
+    assert torch.equal(verbatim.prompt_ids, sample.prompt_ids)
+    twice = sample.prompt_text.replace(
+        wrapper.processor.image_token, wrapper.processor.image_token * 2
+    )
+    with pytest.raises(ValueError, match=r"image token .* 2 times"):
+        wrapper.prepare(photo, twice, TARGET, apply_chat_template=False)
+
+
+def test_over_long_prompt_or_answer_is_refused(wrapper, photo, sample) -> None:
+    limit = wrapper.model.config.get_text_config().max_position_embeddings
+    n_prompt = sample.prompt_ids.shape[1]
+    long_prompt = " ".join(["cat"] * limit)
+    with pytest.raises(ValueError, match=f"exceed the model's context of {limit} positions"):
+        wrapper.prepare(photo, long_prompt)  # refused before generating
+    answer = " ".join(["cat"] * (limit - n_prompt + 1))
+    with pytest.raises(ValueError, match=rf"\({n_prompt} tokens .*\({limit - n_prompt + 1} tokens"):
+        wrapper.prepare(photo, PROMPT, answer)
+    fits = wrapper.prepare(photo, PROMPT, " ".join(["cat"] * (limit - n_prompt)))
+    assert fits.answer_ids.numel() == limit - n_prompt
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(2.5, TypeError), (True, TypeError), ("8", TypeError), (0, ValueError)]
+)
+def test_batch_size_and_max_new_tokens_are_positive_ints(
+    tiny, wrapper, sample, value, error
+) -> None:
+    with pytest.raises(error, match="batch_size must be"):
+        MLLMForwardWrapper(*tiny, batch_size=value)
+    with pytest.raises(error, match="max_new_tokens must be"):
+        wrapper.generate(sample.image, sample, max_new_tokens=value)
+    with pytest.raises(error, match="max_new_tokens must be"):
+        wrapper.prepare(sample.image, PROMPT, max_new_tokens=value)
+
+
+@pytest.mark.parametrize(
+    ("model_family", "processor_family", "disagreement"),
+    [
+        ("qwen2_5_vl", "llava", "image token '<image>' has id 4 but the model config's .* is 8"),
+        ("llava", "qwen2_5_vl", "the 'llava' family expects a LlavaProcessor"),
+        (
+            "internvl",
+            "qwen2_5_vl",
+            r"patch size is 14 but the vision config's patch_size is \[8, 8\]",
+        ),
+        (
+            "qwen2_5_vl",
+            "internvl",
+            "expects a Qwen2_5_VLProcessor, not a ImageOnlyInternVLProcessor",
+        ),
+    ],
+)
+def test_processor_of_another_family_is_refused(model_family, processor_family, disagreement):
+    from captum_eagle.testing import tiny_model
+
+    model, _ = tiny_model(model_family)
+    _, processor = tiny_model(processor_family)
+    with pytest.raises(
+        ValueError, match=rf"processor \(\w+\) does not match the model \(\w+\).*{disagreement}"
+    ):
+        MLLMForwardWrapper(model, processor)
+
+
+def test_processor_of_another_checkpoint_is_refused(tiny, family) -> None:
+    from captum_eagle.testing import tiny_model
+
+    model, processor = tiny
+    _, larger = tiny_model(family, image_size=112)
+    if family != "qwen2_5_vl":  # Qwen2.5-VL has no fixed image size: its processors agree
+        with pytest.raises(ValueError, match="image size is"):
+            MLLMForwardWrapper(model, larger)
+    small_vocab, _ = tiny_model(family)
+    small_vocab.resize_token_embeddings(len(processor.tokenizer) - 5)
+    with pytest.raises(ValueError, match=f"tokenizer has {len(processor.tokenizer)} tokens"):
+        MLLMForwardWrapper(small_vocab, processor)

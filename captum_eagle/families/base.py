@@ -137,3 +137,99 @@ def _image_only_class(base: type) -> type:
             {"get_attributes": classmethod(get_attributes), "__module__": __name__},
         )
     return _IMAGE_ONLY_CLASSES[base]
+
+
+def check_processor_matches(
+    model: PreTrainedModel, processor: ProcessorMixin, family: type[ModelFamily] | None = None
+) -> None:
+    r"""Raise a ``ValueError`` if ``processor`` does not belong to ``model``.
+
+    A processor of another checkpoint or family fails deep inside the first forward (an index
+    error in torch, a missing attribute, a ``None`` subscripted); this check runs when the wrapper
+    is built and says what disagrees. It compares the processor class with the family's
+    (when ``family`` is given), the image token id with the model config's, the patch, merge and
+    image sizes with the vision config's, and the tokenizer's vocabulary with the model's
+    embedding table.
+
+    Args:
+        model (PreTrainedModel): the image-text-to-text model.
+        processor (ProcessorMixin): the processor meant for it.
+        family (type[ModelFamily], optional): the family adapter chosen for ``model``.
+    """
+    problems = []
+    if family is not None:
+        names = [klass.__name__ for klass in type(processor).__mro__]
+        if family.processor_class not in names:
+            problems.append(
+                f"the {family.name!r} family expects a {family.processor_class}, not a "
+                f"{type(processor).__name__}"
+            )
+    config = model.config
+    ours = _image_token_id(processor)
+    theirs = getattr(config, "image_token_id", getattr(config, "image_token_index", None))
+    if ours is not None and ours != theirs:
+        problems.append(
+            f"the processor's image token {getattr(processor, 'image_token', None)!r} has id "
+            f"{ours} but the model config's image_token_id is {theirs}"
+        )
+    problems += _vision_mismatches(processor, getattr(config, "vision_config", None))
+    tokenizer = getattr(processor, "tokenizer", None)
+    embeddings = model.get_input_embeddings()
+    n_embedded = getattr(embeddings, "num_embeddings", None)
+    if tokenizer is not None and n_embedded is not None and len(tokenizer) > n_embedded:
+        problems.append(
+            f"the tokenizer has {len(tokenizer)} tokens but the model embeds only {n_embedded}"
+        )
+    if problems:
+        raise ValueError(
+            f"The processor ({type(processor).__name__}) does not match the model "
+            f"({type(model).__name__}): {'; '.join(problems)}. Load both from the same checkpoint, "
+            "e.g. MLLMForwardWrapper.from_pretrained(model_id)."
+        )
+
+
+def _image_token_id(processor: ProcessorMixin) -> int | None:
+    token_id = getattr(processor, "image_token_id", None)
+    token = getattr(processor, "image_token", None)
+    if token_id is None and token is not None:
+        token_id = processor.tokenizer.convert_tokens_to_ids(token)
+    return token_id
+
+
+def _vision_mismatches(processor: ProcessorMixin, vision: Any) -> list[str]:
+    """Patch / merge / image sizes of the processor that disagree with the vision config."""
+    if vision is None:
+        return []
+    image_processor = processor.image_processor
+    pairs = [
+        ("patch size", getattr(processor, "patch_size", None), "patch_size"),
+        ("patch size", getattr(image_processor, "patch_size", None), "patch_size"),
+        ("merge size", getattr(image_processor, "merge_size", None), "spatial_merge_size"),
+        (
+            "temporal patch size",
+            getattr(image_processor, "temporal_patch_size", None),
+            "temporal_patch_size",
+        ),
+    ]
+    size = getattr(image_processor, "crop_size", None) or getattr(image_processor, "size", None)
+    size = dict(size) if size is not None else {}
+    if size.get("height") is not None:
+        pairs.append(("image size", (size["height"], size["width"]), "image_size"))
+    problems = []
+    for what, ours, key in pairs:
+        theirs = getattr(vision, key, None)
+        if ours is None or theirs is None:
+            continue
+        if _as_pair(ours) != _as_pair(theirs):
+            problems.append(
+                f"the processor's {what} is {ours} but the vision config's {key} is {theirs}"
+            )
+    return problems
+
+
+def _as_pair(value: Any) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, dict):
+        return (int(value["height"]), int(value["width"]))
+    return tuple(int(v) for v in value)
