@@ -16,6 +16,7 @@ from time import perf_counter
 import torch
 
 from captum_eagle.batching import AutoBatchSize
+from captum_eagle.maps import baseline_image as _baseline_image
 from captum_eagle.masks import FeatureMask
 from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample
 
@@ -247,20 +248,3 @@ def _auto_batch(batch_size: int | str | AutoBatchSize | None) -> AutoBatchSize |
     if batch_size is None or (isinstance(batch_size, int) and batch_size >= 1):
         return None
     raise ValueError(f"batch_size must be a positive int, 'auto' or None; got {batch_size!r}.")
-
-
-def _baseline_image(baseline: float | torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    if isinstance(baseline, int | float):
-        return torch.full_like(image, float(baseline))
-    if not isinstance(baseline, torch.Tensor):
-        raise TypeError(f"baselines must be a number or a tensor; got {type(baseline).__name__}.")
-    tensor = baseline.to(image.device, image.dtype)
-    if tensor.ndim == 3:
-        tensor = tensor[None]
-    try:
-        return torch.broadcast_to(tensor, image.shape).contiguous()
-    except RuntimeError as error:
-        raise ValueError(
-            f"baselines of shape {tuple(baseline.shape)} do not broadcast to the image "
-            f"{tuple(image.shape)}."
-        ) from error

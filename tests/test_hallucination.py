@@ -295,3 +295,25 @@ def test_shapes_model_hallucination_is_fixed_by_removing_its_distractor():
     assert result.probabilities[result.flip_point] > result.probabilities[0]
     first = result.feature_mask[0, 0] == result.removal_order[0]
     assert (first & cause).sum() >= 0.25 * first.sum()
+
+
+# -- names that moved --------------------------------------------------------------------------
+def test_moved_names_warn_and_still_work(llava, case, grid, monkeypatch):
+    import captum_eagle.hallucination as hallucination
+    from captum_eagle import metrics
+
+    with pytest.warns(DeprecationWarning, match=r"moved to captum_eagle\.metrics\.amcr"):
+        assert hallucination.amcr is metrics.amcr
+    with pytest.warns(DeprecationWarning, match=r"captum_eagle\.metrics\.csr"):
+        assert hallucination.csr is metrics.csr
+    with pytest.raises(AttributeError, match="no attribute 'cmar'"):
+        hallucination.cmar  # noqa: B018
+    with pytest.warns(DeprecationWarning, match="region_order_from_map is deprecated"):
+        region_order_from_map(torch.zeros(4, 4), FeatureMask.grid((4, 4), 2, 2))
+    monkeypatch.setattr(llava, "generate", _FlipsAfter(None, region_area=64))
+    with pytest.warns(DeprecationWarning, match=r"mitigate\(baseline=...\) is deprecated"):
+        old = mitigate(llava, case, grid, removal_order=range(16), baseline=0.5)
+    new = mitigate(llava, case, grid, removal_order=range(16), baselines=0.5)
+    assert torch.equal(old.probabilities, new.probabilities)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        mitigate(llava, case, grid, removal_order=range(16), baselines=255)

@@ -14,8 +14,10 @@ from captum_eagle import FeatureMask, MLLMForwardWrapper
 from captum_eagle.metrics import (
     Curve,
     PointingResult,
+    amcr,
     average_auc,
     average_highest_score,
+    csr,
     deletion_curve,
     insertion_curve,
     pointing_game,
@@ -141,12 +143,12 @@ def test_default_steps_follow_the_feature_mask(fake, fake_sample) -> None:
 
 def test_baseline_value_and_progress(fake, fake_sample) -> None:
     curve = insertion_curve(
-        fake, fake_sample, object_map(), steps=2, baseline=0.5, show_progress=True
+        fake, fake_sample, object_map(), steps=2, baselines=0.5, show_progress=True
     )
     assert curve.baseline_probabilities[0] == pytest.approx(0.5)
     assert curve.full_image_probabilities[0] == pytest.approx(1.0)
     colour = torch.tensor([0.0, 1.0, 1.0]).view(1, 3, 1, 1)
-    curve = deletion_curve(fake, fake_sample, object_map(), steps=2, baseline=colour)
+    curve = deletion_curve(fake, fake_sample, object_map(), steps=2, baselines=colour)
     assert curve.baseline_probabilities[0] == pytest.approx(0.0)
 
 
@@ -320,7 +322,7 @@ def test_bad_maps_and_steps_raise(fake, fake_sample) -> None:
             fake, fake_sample, object_map(), feature_mask=FeatureMask.grid((4, 4), 2, 2)
         )
     with pytest.raises(ValueError, match="does not broadcast"):
-        insertion_curve(fake, fake_sample, object_map(), baseline=torch.zeros(2, 3, 1, 1))
+        insertion_curve(fake, fake_sample, object_map(), baselines=torch.zeros(2, 3, 1, 1))
     assert not fake.batches  # all checked before any forward
 
 
@@ -357,3 +359,15 @@ def test_bad_summaries_raise(fake, fake_sample) -> None:
         curve.restrict([5])
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         curve.restrict(torch.tensor([True, False]))
+
+
+# -- hallucination mitigation summaries --------------------------------------------------------
+def test_amcr_and_csr_on_removed_fractions() -> None:
+    fractions = [0.0625, 0.125, None, 0.03125]
+    assert amcr(fractions) == pytest.approx((0.0625 + 0.125 + 1.0 + 0.03125) / 4)
+    assert csr(fractions) == pytest.approx(2 / 4)
+    assert csr(fractions, threshold=0.25) == pytest.approx(3 / 4)
+    with pytest.raises(ValueError, match="No cases"):
+        amcr([])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        csr([1.5])
