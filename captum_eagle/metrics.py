@@ -9,7 +9,8 @@ Every metric here takes a plain attribution map, so Eagle's region maps and Capt
   step. The result is a :class:`Curve` (plot it, take its ``auc`` or ``highest``, restrict it to
   sensitive tokens or to one word of the answer).
 - :func:`average_highest_score` and :func:`average_auc`: summaries over samples.
-- :func:`sensitive_tokens`: tokens whose probability depends on the image at all.
+- :func:`sensitive_tokens`: tokens that the image supports (``p(full) − p(masked) > 0.2``, the
+  authors' signed rule; ``rule="absolute"`` for ``|Δ|``).
 - :func:`word_curves`: per-word curves sliced from one sentence-level run (no extra forwards).
 - :func:`pointing_game`: does the map's maximum fall on the object (box or mask level)?
 - :func:`amcr` and :func:`csr`: how few regions a hallucination mitigation had to remove
@@ -43,6 +44,7 @@ from captum_eagle.masks import FeatureMask, as_feature_mask
 
 __all__ = [
     "DEFAULT_STEPS",
+    "SENSITIVITY_RULES",
     "SENSITIVITY_THRESHOLD",
     "Curve",
     "PointingResult",
@@ -63,7 +65,13 @@ DEFAULT_STEPS = 32
 SENSITIVITY_THRESHOLD = 0.2
 """Probability change (full vs fully masked image) above which a token counts as sensitive."""
 
+SENSITIVITY_RULES = ("signed", "absolute")
+"""How a token's change is measured: ``"signed"`` (the authors' rule, ``p(full) − p(masked)``,
+only tokens the image supports) or ``"absolute"`` (``|p(full) − p(masked)|``, tokens the image
+supports or suppresses)."""
+
 CurveKind = Literal["insertion", "deletion"]
+SensitivityRule = Literal["signed", "absolute"]
 Baselines = float | torch.Tensor
 
 
@@ -211,7 +219,11 @@ class Curve:
         )
 
     def sensitive(
-        self, tokens: torch.Tensor | None = None, *, threshold: float = SENSITIVITY_THRESHOLD
+        self,
+        tokens: torch.Tensor | None = None,
+        *,
+        threshold: float = SENSITIVITY_THRESHOLD,
+        rule: SensitivityRule = "signed",
     ) -> Curve:
         r"""The curve over sensitive tokens only (the protocol's "sensitive-token variant").
 
@@ -221,6 +233,9 @@ class Curve:
                 and the all-baseline image (no forward needed).
             threshold (float): a token is sensitive if its probability changes by strictly more
                 than this between the two end points. Default: 0.2. Ignored if ``tokens`` is given.
+            rule (str): ``"signed"`` (default, the authors' rule): ``p(full) − p(masked) >
+                threshold``, only tokens that the image supports; ``"absolute"``:
+                ``|p(full) − p(masked)| > threshold``, also tokens that the image suppresses.
 
         Returns:
             Curve: restricted to the sensitive tokens. If none is sensitive, ``T = 0`` and the
@@ -228,8 +243,9 @@ class Curve:
             is left out of :func:`average_auc` / :func:`average_highest_score`.
         """
         if tokens is None:
-            change = (self.full_image_probabilities - self.baseline_probabilities).abs()
-            tokens = change > threshold
+            tokens = _is_sensitive(
+                self.full_image_probabilities, self.baseline_probabilities, threshold, rule
+            )
         return self.restrict(torch.as_tensor(tokens).bool())
 
     # -- output ------------------------------------------------------------------------------
@@ -456,6 +472,7 @@ def sensitive_tokens(
     *,
     baselines: Baselines = 0.0,
     threshold: float = SENSITIVITY_THRESHOLD,
+    rule: SensitivityRule = "signed",
 ) -> torch.Tensor:
     r"""Target tokens whose probability depends on the image (the protocol's sensitive tokens).
 
@@ -467,8 +484,11 @@ def sensitive_tokens(
         sample (PreparedSample): the prompt, answer and target tokens.
         baselines (float or Tensor): value of masked pixels (see :func:`insertion_curve`).
             Default: 0.0.
-        threshold (float): a token is sensitive if ``|p(full) - p(baselines)| > threshold``
-            (strictly). Default: 0.2.
+        threshold (float): a token is sensitive if its probability changes by strictly more
+            than this. Default: 0.2.
+        rule (str): ``"signed"`` (default, the authors' rule): ``p(full) − p(masked) >
+            threshold``, only tokens that the image supports; ``"absolute"``:
+            ``|p(full) − p(masked)| > threshold``.
 
     Returns:
         BoolTensor: ``(T,)``, one flag per target token. All ``False`` means no token is sensitive;
@@ -486,13 +506,27 @@ def sensitive_tokens(
         >>> sensitive_tokens(Toy(), SimpleNamespace(image=torch.ones(1, 3, 4, 4))).tolist()
         [True, False]
     """
-    if threshold < 0:
-        raise ValueError(f"threshold must be >= 0; got {threshold}.")
+    _check_sensitivity(threshold, rule)
     image = sample.image.detach().cpu()
     images = torch.cat([image, baseline_image(baselines, image)], dim=0)
     with torch.no_grad():
         probabilities = wrapper.token_probabilities(images, sample).detach().float().cpu()
-    return (probabilities[0] - probabilities[1]).abs() > threshold
+    return _is_sensitive(probabilities[0], probabilities[1], threshold, rule)
+
+
+def _check_sensitivity(threshold: float, rule: str) -> None:
+    if rule not in SENSITIVITY_RULES:
+        raise ValueError(f"rule must be one of {SENSITIVITY_RULES}; got {rule!r}.")
+    if threshold < 0:
+        raise ValueError(f"threshold must be >= 0; got {threshold}.")
+
+
+def _is_sensitive(
+    full: torch.Tensor, masked: torch.Tensor, threshold: float, rule: str
+) -> torch.Tensor:
+    _check_sensitivity(threshold, rule)
+    change = full - masked
+    return (change if rule == "signed" else change.abs()) > threshold
 
 
 def word_curves(curve: Curve, sample: Any) -> list[tuple[str, Curve]]:

@@ -165,6 +165,46 @@ def test_sensitive_tokens_on_a_constructed_case(fake, fake_sample) -> None:
     assert torch.equal(given.token_probabilities, only_cat.token_probabilities)
 
 
+def test_signed_rule_keeps_only_tokens_the_image_supports() -> None:
+    # "dog" rises 0.1 -> 0.9 as the image is inserted; "blank" falls 0.8 -> 0.3 (the image
+    # suppresses it: blacked out it reads 0.8, on the full image 0.3); "is" moves by 0.1 only.
+    curve = Curve(
+        "insertion",
+        fractions=torch.tensor([0.0, 0.5, 1.0]),
+        token_probabilities=torch.tensor([[0.1, 0.8, 0.5], [0.5, 0.6, 0.55], [0.9, 0.3, 0.6]]),
+        target_tokens=["dog", " blank", " is"],
+        target_indices=torch.tensor([0, 1, 2]),
+    )
+    assert curve.sensitive().target_tokens == ["dog"]
+    assert curve.sensitive(rule="signed").target_tokens == ["dog"]
+    assert curve.sensitive(rule="absolute").target_tokens == ["dog", " blank"]
+    # A deletion curve reads its end points the other way round: same selection.
+    deletion = Curve(
+        "deletion",
+        curve.fractions,
+        curve.token_probabilities.flip(0),
+        curve.target_tokens,
+        curve.target_indices,
+    )
+    assert deletion.sensitive().target_tokens == ["dog"]
+    assert deletion.sensitive(rule="absolute").target_tokens == ["dog", " blank"]
+    with pytest.raises(ValueError, match="rule must be one of"):
+        curve.sensitive(rule="abs")
+
+
+def test_sensitive_tokens_rule_on_a_suppressed_token() -> None:
+    class Suppressed:  # token 0 reads 0.3 on the full image and 0.8 blacked out
+        def token_probabilities(self, images, sample):
+            brightness = images.mean(dim=(1, 2, 3))
+            return (0.8 - 0.5 * brightness)[:, None]
+
+    sample = SimpleNamespace(image=torch.ones(1, 3, SIZE, SIZE))
+    assert sensitive_tokens(Suppressed(), sample).tolist() == [False]
+    assert sensitive_tokens(Suppressed(), sample, rule="absolute").tolist() == [True]
+    with pytest.raises(ValueError, match="rule must be one of"):
+        sensitive_tokens(Suppressed(), sample, rule="both")
+
+
 def test_no_sensitive_token_gives_nan_and_is_left_out_of_averages(fake, fake_sample) -> None:
     curve = insertion_curve(fake, fake_sample, object_map(), steps=4)
     empty = curve.sensitive(threshold=1.0)
@@ -224,8 +264,9 @@ def test_curves_end_to_end(llava, llava_sample) -> None:
         torch.testing.assert_close(deletion.token_probabilities[0], full, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(deletion.token_probabilities[-1], black, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(
-        sensitive_tokens(llava, sample, threshold=0.0), (full - black).abs() > 0
+        sensitive_tokens(llava, sample, threshold=0.0, rule="absolute"), (full - black).abs() > 0
     )
+    torch.testing.assert_close(sensitive_tokens(llava, sample, threshold=0.0), full - black > 0)
 
 
 def test_curve_end_points_in_every_family(wrapper, sample) -> None:
