@@ -259,12 +259,12 @@ class HallucinationResult:
         wrong (str), correct (str): the yes/no words.
         method (str): what ordered the regions (``"eagle"``, ``"eagle-gain"``, a Captum method...).
         removal_order (Tensor): ``(N,)`` all region ids, hallucination-prone first.
-        flip_point (int or None): regions removed when the answer first turned correct, or
-            ``None`` if it never did (all ``N`` removed).
+        flip_point (int or None): regions removed when the answer first turned correct (at most
+            ``N − 1``), or ``None`` if it never did.
         probabilities (Tensor): ``(N + 1,)`` teacher-forced probability of the correct answer's
             first token after removing ``0..N`` regions (index 0: the full image).
         answers (list[str]): regenerated answers after removing ``0, 1, ...`` regions (index 0:
-            the model's answer), up to the last generated batch.
+            the model's answer), up to the last generated batch (at most ``N − 1`` removed).
         hallucination_map (Tensor): ``(1, 1, H, W)``, high = hallucination-prone.
         feature_mask (Tensor): ``(1, 1, H, W)`` region ids.
         image (Tensor): ``(1, 3, H, W)`` the prepared image.
@@ -291,19 +291,32 @@ class HallucinationResult:
 
     @property
     def corrected(self) -> bool:
-        """Whether removing regions turned the answer correct."""
-        return self.flip_point is not None
+        """Whether removing at most ``N − 1`` regions turned the answer correct.
+
+        A flip that only the fully blank image (all ``N`` regions removed) would bring does not
+        count: an answer about an empty image explains nothing (the authors try ``0 … N − 1``).
+        """
+        return self.flip_point is not None and self.flip_point < self.n_regions
 
     @property
     def removed_regions(self) -> list[int]:
         """Region ids removed up to the flip (all regions if the answer never flipped)."""
-        stop = self.n_regions if self.flip_point is None else self.flip_point
+        stop = self.flip_point if self.corrected else self.n_regions
         return self.removal_order[:stop].tolist()
 
     @property
     def fraction_removed(self) -> float:
-        """Fraction of the regions removed at the flip; 1.0 if never corrected (as in AMCR)."""
-        return 1.0 if self.flip_point is None else self.flip_point / self.n_regions
+        """Fraction of the regions removed at the flip; 1.0 if never corrected."""
+        return self.flip_point / self.n_regions if self.corrected else 1.0
+
+    @property
+    def area_removed(self) -> float:
+        """Fraction of the image area removed at the flip (AMCR's unit); 1.0 if never
+        corrected."""
+        if not self.corrected:
+            return 1.0
+        areas = torch.bincount(self.feature_mask.flatten(), minlength=self.n_regions)
+        return float(areas[self.removal_order[: self.flip_point]].sum() / areas.sum())
 
     def removed_mask(self) -> torch.Tensor:
         """``(H, W)`` boolean mask of the pixels removed up to the flip."""
@@ -323,7 +336,7 @@ class HallucinationResult:
             self.hallucination_map,
             self.removed_mask(),
             self.probabilities,
-            self.flip_point,
+            self.flip_point if self.corrected else None,
             question=self.question,
             answers=(self.wrong, self.correct),
             feature_mask=self.feature_mask,
@@ -363,9 +376,11 @@ def mitigate(
     r"""Remove regions hallucination-prone first until the regenerated answer is correct.
 
     Builds all ``N`` cumulative-removal images (region ``k`` of the order is set to the baseline
-    together with all before it), regenerates the answer for them in batches of
-    ``generate_batch_size`` and stops after the first batch that contains a correct answer (no
-    later batch is generated); the flip point is the first correct one. The teacher-forced
+    together with all before it), regenerates the answer after removing ``1 … N − 1`` regions in
+    batches of ``generate_batch_size`` and stops after the first batch that contains a correct
+    answer (no later batch is generated); the flip point is the first correct one. The fully
+    blank image (all ``N`` removed) is not tried: as in the authors' protocol, an answer that
+    only an empty image corrects is not a correction. The teacher-forced
     probability of the correct first token is computed for all ``N + 1`` images in batched
     forwards (``wrapper.batch_size`` per forward).
 
@@ -441,9 +456,12 @@ def mitigate(
         probabilities = wrapper.token_probabilities(images, case.sample)[:, 0].float().cpu()
     answers = [case.answer]
     flip_point = None
-    for start in range(1, n_regions + 1, batch):
+    # Removals 1 .. N - 1 only: a flip on the fully blank image does not count as a correction.
+    for start in range(1, n_regions, batch):
         texts = wrapper.generate(
-            images[start : start + batch], case.sample, max_new_tokens=max_new_tokens
+            images[start : min(start + batch, n_regions)],
+            case.sample,
+            max_new_tokens=max_new_tokens,
         )
         answers.extend(texts)
         hits = [i for i, text in enumerate(texts) if answer_word(text) == case.correct]

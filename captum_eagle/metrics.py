@@ -43,6 +43,7 @@ from captum_eagle.maps import (
 from captum_eagle.masks import FeatureMask, as_feature_mask
 
 __all__ = [
+    "CORRECTION_UNITS",
     "DEFAULT_STEPS",
     "SENSITIVITY_RULES",
     "SENSITIVITY_THRESHOLD",
@@ -637,13 +638,21 @@ def average_auc(curves: Iterable[Curve] | Curve) -> float:
 
 
 # -- hallucination mitigation ------------------------------------------------------------------
-def _removed_fractions(results: Iterable[Any]) -> list[float | None]:
+CORRECTION_UNITS = ("area", "regions")
+"""What AMCR and CSR measure the removal in: image ``"area"`` fraction (the authors' unit) or
+fraction of ``"regions"``."""
+
+
+def _removed_fractions(results: Iterable[Any], by: str) -> list[float | None]:
+    if by not in CORRECTION_UNITS:
+        raise ValueError(f"by must be one of {CORRECTION_UNITS}; got {by!r}.")
     values: list[float | None] = []
     for item in results:
         if item is None:
             values.append(None)
         elif hasattr(item, "corrected"):  # a captum_eagle.hallucination.HallucinationResult
-            values.append(item.fraction_removed if item.corrected else None)
+            removed = item.area_removed if by == "area" else item.fraction_removed
+            values.append(removed if item.corrected else None)
         else:
             value = float(item)
             if not 0.0 <= value <= 1.0:
@@ -654,13 +663,21 @@ def _removed_fractions(results: Iterable[Any]) -> list[float | None]:
     return values
 
 
-def amcr(results: Iterable[Any]) -> float:
-    r"""Average Minimum Correction Ratio: mean fraction of regions removed at the flip (lower is
-    better). Cases never corrected count as 1.0.
+def amcr(results: Iterable[Any], *, by: str = "area") -> float:
+    r"""Average Minimum Correction Ratio: mean fraction removed when the answer first turned
+    correct (lower is better).
+
+    Cases never corrected count as 1.0. A case that only the fully blank image would correct
+    (all ``N`` regions removed) is not corrected: removals ``0 … N − 1`` are tried, as in the
+    authors' protocol (:func:`~captum_eagle.hallucination.mitigate` stops at ``N − 1``).
 
     Args:
         results: :class:`~captum_eagle.hallucination.HallucinationResult` objects, or removed
-            fractions in ``[0, 1]`` with ``None`` for a case that was never corrected.
+            fractions in ``[0, 1]`` (in the unit you chose) with ``None`` for a case that was
+            never corrected.
+        by (str): ``"area"`` (default, the authors' unit): fraction of the image area removed;
+            ``"regions"``: fraction of the regions removed (report it as a second column). Plain
+            fractions are taken as given.
 
     Returns:
         float
@@ -671,18 +688,22 @@ def amcr(results: Iterable[Any]) -> float:
         >>> amcr([0.05, 0.1, None])
         0.3833333333333333
     """
-    values = _removed_fractions(results)
+    values = _removed_fractions(results, by)
     return sum(1.0 if value is None else value for value in values) / len(values)
 
 
-def csr(results: Iterable[Any], threshold: float = 0.10) -> float:
-    r"""Correction Success Rate: share of ALL cases corrected with at most ``threshold`` of the
-    regions removed (higher is better). Uncorrected cases stay in the denominator.
+def csr(results: Iterable[Any], threshold: float = 0.10, *, by: str = "area") -> float:
+    r"""Correction Success Rate: share of ALL cases corrected with at most ``threshold`` removed
+    (higher is better).
+
+    Uncorrected cases stay in the denominator. (The authors' code drops them, which inflates the
+    rate; we do not.) As in :func:`amcr`, a flip on the fully blank image is no correction.
 
     Args:
         results: :class:`~captum_eagle.hallucination.HallucinationResult` objects, or removed
             fractions with ``None`` for a case that was never corrected.
         threshold (float): the largest removed fraction that counts. Default: 0.10.
+        by (str): ``"area"`` (default) or ``"regions"``, as in :func:`amcr`.
 
     Returns:
         float
@@ -695,7 +716,7 @@ def csr(results: Iterable[Any], threshold: float = 0.10) -> float:
     """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must lie in [0, 1]; got {threshold}.")
-    values = _removed_fractions(results)
+    values = _removed_fractions(results, by)
     hits = sum(1 for value in values if value is not None and value <= threshold + 1e-12)
     return hits / len(values)
 

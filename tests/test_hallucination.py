@@ -125,9 +125,34 @@ def test_metrics_on_results():
     assert amcr(results) == pytest.approx((1 / 16 + 2 / 16 + 1.0 + 0.5) / 4)
     assert csr(results) == pytest.approx(0.25)
     assert csr(results, threshold=0.25) == pytest.approx(0.5)
-    # A case corrected only after removing everything is not the same as never corrected.
-    assert csr([_result(16)], threshold=1.0) == 1.0
+    # A case that only the fully blank image corrects is not corrected (removals 0 .. N - 1).
+    blank_only = _result(16)
+    assert not blank_only.corrected and blank_only.fraction_removed == 1.0
+    assert blank_only.area_removed == 1.0 and blank_only.removed_regions == list(range(16))
+    assert csr([blank_only], threshold=1.0) == 0.0 and amcr([blank_only]) == 1.0
+    assert csr([_result(15)], threshold=1.0) == 1.0
     assert csr([_result(None)], threshold=1.0) == 0.0
+
+
+def test_amcr_and_csr_measure_area_by_default():
+    # Regions of 8, 8 and 48 pixels; the big one is removed first and fixes the answer.
+    labels = torch.full((8, 8), 2)
+    labels[0] = 0
+    labels[1] = 1
+    big_first = _result(1, n_regions=3)
+    big_first.feature_mask = labels[None, None]
+    big_first.removal_order = torch.tensor([2, 0, 1])
+    small_first = _result(1, n_regions=3)
+    small_first.feature_mask = labels[None, None]
+    small_first.removal_order = torch.tensor([0, 2, 1])
+    assert big_first.area_removed == 0.75 and small_first.area_removed == 0.125
+    assert big_first.fraction_removed == small_first.fraction_removed == pytest.approx(1 / 3)
+    assert amcr([big_first, small_first]) == pytest.approx((0.75 + 0.125) / 2)
+    assert amcr([big_first, small_first], by="regions") == pytest.approx(1 / 3)
+    assert csr([big_first, small_first], threshold=0.2) == 0.5
+    assert csr([big_first, small_first], threshold=0.2, by="regions") == 0.0
+    with pytest.raises(ValueError, match="by must be one of"):
+        amcr([big_first], by="pixels")
 
 
 def test_metric_errors():
@@ -200,8 +225,16 @@ def test_mitigation_without_flip_removes_everything(llava, case, grid, monkeypat
     assert not result.corrected
     assert result.fraction_removed == 1.0
     assert result.removed_regions == list(range(16))
-    assert fake.calls == [5, 5, 5, 1]
-    assert len(result.answers) == 17
+    assert fake.calls == [5, 5, 5]  # removals 1 .. 15: the blank image is not tried
+    assert len(result.answers) == 16
+    assert result.probabilities.shape == (17,)  # the curve still ends on the blank image
+
+
+def test_a_flip_on_the_blank_image_only_is_not_a_correction(llava, case, grid, monkeypatch):
+    monkeypatch.setattr(llava, "generate", _FlipsAfter(16, region_area=64))
+    result = mitigate(llava, case, grid, removal_order=list(range(16)), generate_batch_size=4)
+    assert result.flip_point is None and not result.corrected
+    assert result.area_removed == 1.0
 
 
 def test_mitigation_accepts_any_attribution_map(llava, case, grid, monkeypatch):
