@@ -11,6 +11,7 @@ dataset runner) reads it through this module, so that one map means the same thi
   and the regions sorted by it, ties broken by the lowest region id.
 - :func:`baseline_image`: the fully masked image built from Captum-style ``baselines`` (a number
   or a tensor in ``[0, 1]``), validated before any forward.
+- :func:`cumulative_area`: the area fraction inserted after each region of an order.
 - :func:`box_mask`: an object box ``(x0, y0, x1, y1)`` as a boolean pixel mask.
 """
 
@@ -30,6 +31,7 @@ from captum_eagle.masks import FeatureMask, as_feature_mask
 __all__ = [
     "baseline_image",
     "box_mask",
+    "cumulative_area",
     "pixel_ranks",
     "pixel_scores",
     "region_means",
@@ -188,6 +190,34 @@ def region_order(
     """
     means = region_means(attribution, feature_mask)
     return torch.sort(-means if descending else means, stable=True).indices
+
+
+def cumulative_area(areas: torch.Tensor | Sequence[float]) -> torch.Tensor:
+    r"""The image-area fraction covered after each step of a region order, starting at 0.
+
+    Args:
+        areas: ``(N,)`` pixel counts (or any non-negative weights) of the regions in the order
+            they are inserted, e.g. ``feature_mask.areas[order]``.
+
+    Returns:
+        Tensor: ``(N + 1,)`` float64, ``x_0 = 0`` (nothing inserted) up to ``x_N = 1``.
+
+    Examples::
+
+        >>> from captum_eagle.maps import cumulative_area
+        >>> cumulative_area([2, 1, 1]).tolist()
+        [0.0, 0.5, 0.75, 1.0]
+    """
+    weights = torch.as_tensor(areas, dtype=torch.float64).detach().cpu().flatten()
+    if weights.numel() < 1 or not torch.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError(
+            "areas must be one finite, non-negative value per region (e.g. "
+            f"feature_mask.areas[order]); got {weights.tolist()}."
+        )
+    total = weights.sum()
+    if total <= 0:
+        raise ValueError("areas sum to 0; pass the regions' pixel counts.")
+    return torch.cat([weights.new_zeros(1), torch.cumsum(weights, dim=0) / total])
 
 
 def baseline_image(baselines: Baselines, image: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ from matplotlib.patches import Patch
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
-from captum_eagle.maps import pixel_scores
+from captum_eagle.maps import cumulative_area, pixel_scores
 
 if TYPE_CHECKING:
     from captum_eagle.attribution import EagleResult
@@ -462,9 +462,8 @@ def _region_fractions(result: EagleResult, x: str) -> np.ndarray:
     if x == "regions":
         return np.arange(n + 1) / n
     if x == "area":
-        areas = torch.bincount(result.feature_mask.flatten(), minlength=n).double()
-        inserted = torch.cumsum(areas[result.order], dim=0) / areas.sum()
-        return np.concatenate([[0.0], inserted.numpy()])
+        areas = torch.bincount(result.feature_mask.flatten(), minlength=n)
+        return cumulative_area(areas[result.order]).numpy()
     raise ValueError(f"x must be 'regions' or 'area'; got {x!r}.")
 
 
@@ -506,7 +505,8 @@ def plot_token_influence(
 
     Args:
         result (EagleResult): from :meth:`EagleAttribution.explain`.
-        variant (str): ``"above_min"`` (the paper's Eq. 5, default) or ``"below_max"``.
+        variant (str): ``"above_min"`` (default, the authors' area rule), ``"below_max"`` or
+            ``"equal_steps"`` (see :mod:`captum_eagle.influence`).
         ax (Axes, optional): where to draw. Default: a new figure.
         threshold (float): normalised influence from which a token counts as perception-driven.
             Default: 0.5.
