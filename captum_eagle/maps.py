@@ -280,7 +280,8 @@ def box_mask(box: Sequence[float] | torch.Tensor, size: tuple[int, int]) -> torc
         box (sequence of 4 numbers): ``(x0, y0, x1, y1)`` in pixel coordinates, ``x`` = column,
             ``y`` = row; ``x0, y0`` inclusive, ``x1, y1`` exclusive (the box covers
             ``map[y0:y1, x0:x1]``). Fractional coordinates are widened to the pixels they touch
-            (floor of ``x0, y0``, ceil of ``x1, y1``). Must be non-empty and inside the map.
+            (floor of ``x0, y0``, ceil of ``x1, y1``), then clamped to the map. Must be
+            non-empty and overlap the map.
         size (tuple): ``(H, W)`` of the map.
 
     Returns:
@@ -303,11 +304,14 @@ def box_mask(box: Sequence[float] | torch.Tensor, size: tuple[int, int]) -> torc
             f"The box {tuple(values)} is empty; boxes are (x0, y0, x1, y1) with x0 < x1 and "
             "y0 < y1 (x1, y1 exclusive)."
         )
-    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+    # Clamp to the map: a box drawn to the border in floating point (x1 = 32.000001 on a
+    # 32-wide map, x0 = -1e-9) covers the border pixels, not an error.
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if x1 <= x0 or y1 <= y0:
         raise ValueError(
-            f"The box {tuple(values)} does not lie inside the {width}×{height} (W×H) map; give "
-            "pixel coordinates of sample.image (scale boxes of the original image to the model's "
-            "input size)."
+            f"The box {tuple(values)} does not lie inside the {width}×{height} (W×H) map at all; "
+            "give pixel coordinates of sample.image (scale boxes of the original image to the "
+            "model's input size)."
         )
     region = torch.zeros(height, width, dtype=torch.bool)
     region[y0:y1, x0:x1] = True

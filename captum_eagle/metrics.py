@@ -767,8 +767,8 @@ def pointing_game(
         box (sequence of 4 numbers, optional): box level: ``(x0, y0, x1, y1)`` in pixel
             coordinates of the map, ``x`` = column, ``y`` = row; ``x0, y0`` inclusive, ``x1, y1``
             exclusive (so the box covers ``map[y0:y1, x0:x1]``). Fractional coordinates are widened
-            to the pixels they touch (floor of ``x0, y0``, ceil of ``x1, y1``). Must be non-empty
-            and inside the map.
+            to the pixels they touch (floor of ``x0, y0``, ceil of ``x1, y1``) and the box is
+            clamped to the map. Must be non-empty and overlap the map.
         mask (Tensor or ndarray, optional): mask level: ``(H, W)`` boolean object mask.
             Give exactly one of ``box`` and ``mask``.
 

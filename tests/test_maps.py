@@ -138,3 +138,12 @@ def test_renamed_baseline_keyword_warns_and_forwards() -> None:
     with pytest.raises(TypeError, match="both baseline= and baselines="):
         fill(1.0, baseline=0.1, baselines=0.2)
     assert fill.__name__ == "fill"
+
+
+def test_box_mask_is_clamped_to_the_map() -> None:
+    assert box_mask((0, 0, 32.000001, 32), (32, 32)).all()
+    assert box_mask((-1e-9, 0, 2, 1), (2, 4)).int().tolist() == [[1, 1, 0, 0], [0, 0, 0, 0]]
+    assert box_mask((3, 1, 9, 9), (2, 4)).int().tolist() == [[0, 0, 0, 0], [0, 0, 0, 1]]
+    for outside in ((4, 0, 6, 2), (0, -3, 4, 0), (-2, -2, -1, -1)):
+        with pytest.raises(ValueError, match="does not lie inside"):
+            box_mask(outside, (2, 4))

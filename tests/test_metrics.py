@@ -344,6 +344,19 @@ def test_pointing_game_box_convention_and_channels() -> None:
     assert pointing_game(attribution, box=torch.tensor([6, 1, 7, 2])).hit
 
 
+def test_pointing_game_clamps_boxes_to_the_map() -> None:
+    big = torch.zeros(32, 32)
+    big[31, 31] = 1.0  # the maximum sits in the corner pixel
+    assert pointing_game(big, box=(0, 0, 32.000001, 32)).hit
+    assert pointing_game(big, box=(-1e-9, -1e-9, 32, 32)) == PointingResult(True, 1.0)
+    # A box reaching past the border covers the border pixels only.
+    corner = pointing_game(big, box=(30, 30, 40, 40))
+    assert corner == PointingResult(True, 1.0)
+    assert not pointing_game(big, box=(-5, -5, 31, 31)).hit
+    with pytest.raises(ValueError, match="does not lie inside"):
+        pointing_game(big, box=(32, 0, 40, 8))
+
+
 # -- bad input ---------------------------------------------------------------------------------
 def test_bad_maps_and_steps_raise(fake, fake_sample) -> None:
     with pytest.raises(ValueError, match=r"is \(7, 8\).*attribute sample.image"):
@@ -374,7 +387,7 @@ def test_bad_objects_raise() -> None:
     with pytest.raises(ValueError, match="does not lie inside"):
         pointing_game(attribution, box=(10, 10, 12, 12))
     with pytest.raises(ValueError, match="does not lie inside"):
-        pointing_game(attribution, box=(4, 4, 9, 8))
+        pointing_game(attribution, box=(-3, 0, 0, 4))  # touches no pixel of the map
     with pytest.raises(ValueError, match="4 finite numbers"):
         pointing_game(attribution, box=(0, 0, 2))
     with pytest.raises(ValueError, match="mask is empty"):
