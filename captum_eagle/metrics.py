@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from captum_eagle.maps import (
     baseline_image,
     box_mask,
+    cumulative_area,
     pixel_ranks,
     pixel_scores,
     renamed_baseline_keyword,
@@ -44,6 +45,7 @@ from captum_eagle.masks import FeatureMask, as_feature_mask
 
 __all__ = [
     "CORRECTION_UNITS",
+    "CURVE_PROTOCOLS",
     "DEFAULT_STEPS",
     "SENSITIVITY_RULES",
     "SENSITIVITY_THRESHOLD",
@@ -71,7 +73,12 @@ SENSITIVITY_RULES = ("signed", "absolute")
 only tokens the image supports) or ``"absolute"`` (``|p(full) − p(masked)|``, tokens the image
 supports or suppresses)."""
 
+CURVE_PROTOCOLS = ("pixels", "paper")
+"""How insertion/deletion curves step: ``"pixels"`` (default, one protocol for every map) or
+``"paper"`` (the authors' evaluation, to reproduce their numbers); see :func:`insertion_curve`."""
+
 CurveKind = Literal["insertion", "deletion"]
+CurveProtocol = Literal["pixels", "paper"]
 SensitivityRule = Literal["signed", "absolute"]
 Baselines = float | torch.Tensor
 
@@ -329,8 +336,13 @@ def _curve(
     steps: int | None,
     feature_mask: FeatureMask | torch.Tensor | None,
     baselines: Baselines,
+    protocol: CurveProtocol,
     show_progress: bool,
 ) -> Curve:
+    if protocol not in CURVE_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {CURVE_PROTOCOLS}; got {protocol!r}.")
+    if protocol == "paper" and hasattr(attribution, "trajectories"):
+        return _search_curve(kind, attribution, sample)
     image = sample.image.detach().cpu()
     if image.ndim != 4 or image.shape[0] != 1:
         raise ValueError(f"sample.image must be (1, C, H, W); got {tuple(image.shape)}.")
@@ -339,8 +351,10 @@ def _curve(
     n_steps = _resolve_steps(steps, feature_mask, image)
     masked = baseline_image(baselines, image)
     n_pixels = height * width
-    # Equal-area steps: after step k the first round(k * P / K) pixels of the ranking are changed.
-    counts = torch.round(torch.arange(n_steps + 1, dtype=torch.float64) * n_pixels / n_steps).long()
+    # Equal-area steps: after step k the first round(k * P / K) pixels of the ranking are changed
+    # ("pixels"), or floor(k * P / K) as in the authors' evaluation of pixel maps ("paper").
+    steps_done = torch.arange(n_steps + 1, dtype=torch.float64) * n_pixels / n_steps
+    counts = (torch.round(steps_done) if protocol == "pixels" else torch.floor(steps_done)).long()
     batch_size = max(1, int(getattr(wrapper, "batch_size", 16)))
     chunks = range(0, n_steps + 1, batch_size)
     if show_progress:
@@ -363,6 +377,24 @@ def _curve(
     )
 
 
+def _search_curve(kind: CurveKind, result: Any, sample: Any) -> Curve:
+    """An Eagle result's own trajectory along its order (no forward), x = cumulative area."""
+    if list(result.target_tokens) != list(sample.target_tokens):
+        raise ValueError(
+            f"The Eagle result explains {list(result.target_tokens)} but the sample targets "
+            f"{list(sample.target_tokens)}; pass the sample the result was computed on."
+        )
+    areas = torch.bincount(result.feature_mask.flatten(), minlength=len(result.order))
+    trajectories = result.trajectories if kind == "insertion" else result.removal_trajectories
+    return Curve(
+        kind=kind,
+        fractions=cumulative_area(areas[result.order]).float(),
+        token_probabilities=trajectories.T.detach().float().cpu(),
+        target_tokens=list(sample.target_tokens),
+        target_indices=torch.as_tensor(sample.target_indices).long().cpu(),
+    )
+
+
 @renamed_baseline_keyword
 def insertion_curve(
     wrapper: Any,
@@ -372,6 +404,7 @@ def insertion_curve(
     steps: int | None = None,
     feature_mask: FeatureMask | torch.Tensor | None = None,
     baselines: Baselines = 0.0,
+    protocol: CurveProtocol = "pixels",
     show_progress: bool = False,
 ) -> Curve:
     r"""Insertion curve: reveal pixels in decreasing attribution order, from the baseline image.
@@ -385,9 +418,10 @@ def insertion_curve(
         sample (PreparedSample): the prompt, answer and target tokens; ``sample.image`` is the
             image the map explains.
         attribution (Tensor): the map to evaluate, ``(1, 3, H, W)``, ``(1, 1, H, W)``,
-            ``(3, H, W)``, ``(1, H, W)`` or ``(H, W)`` with the spatial size of ``sample.image``.
-            Three channels are summed. Pixels are ranked by decreasing value; ties go in row-major
-            pixel order, so results are deterministic.
+            ``(3, H, W)``, ``(1, H, W)`` or ``(H, W)`` with the spatial size of ``sample.image``,
+            or an :class:`~captum_eagle.EagleResult` (its map). Three channels are summed. Pixels
+            are ranked by decreasing value; ties go in row-major pixel order, so results are
+            deterministic.
         steps (int, optional): number of equal-area steps ``K``; step ``k`` has changed
             ``round(k * H * W / K)`` pixels. Default: the number of regions of ``feature_mask``
             if given (the protocol's default), else 32.
@@ -396,6 +430,17 @@ def insertion_curve(
             to ``(1, 3, H, W)``, in [0, 1] (see :func:`captum_eagle.maps.baseline_image`).
             Default: 0.0 (black, as in the paper). The old keyword ``baseline=`` still works for
             one release, with a ``DeprecationWarning``.
+        protocol (str): ``"pixels"`` (default): every map, Eagle's included, is ranked pixel by
+            pixel and scored on ``K`` equal-area steps (``round(k·H·W/K)`` pixels), so all
+            methods are compared on the same footing. ``"paper"`` reproduces the authors'
+            evaluation: an :class:`~captum_eagle.EagleResult` passed as ``attribution`` is
+            scored on its own search trajectory (``result.trajectories``, or
+            ``result.removal_trajectories`` for deletion; no forward), step ``r`` inserting
+            region ``π_r`` and ``x`` the cumulative superpixel area; any other map is scored on
+            ``K`` pixel steps of ``floor(k·H·W/K)`` pixels. Under ``"paper"`` Eagle's steps follow
+            its regions (unequal areas, teacher-forced probabilities from the search) while the
+            baselines step by pixels, which is how the paper's tables were made; use
+            ``"pixels"`` for a like-for-like comparison.
         show_progress (bool): show a tqdm bar over the forward batches. Default: False.
 
     Returns:
@@ -417,9 +462,8 @@ def insertion_curve(
         >>> 0.0 <= curve.auc <= 1.0
         True
     """
-    return _curve(
-        "insertion", wrapper, sample, attribution, steps, feature_mask, baselines, show_progress
-    )
+    options = (steps, feature_mask, baselines, protocol, show_progress)
+    return _curve("insertion", wrapper, sample, attribution, *options)
 
 
 @renamed_baseline_keyword
@@ -431,6 +475,7 @@ def deletion_curve(
     steps: int | None = None,
     feature_mask: FeatureMask | torch.Tensor | None = None,
     baselines: Baselines = 0.0,
+    protocol: CurveProtocol = "pixels",
     show_progress: bool = False,
 ) -> Curve:
     r"""Deletion curve: set pixels to the baseline in decreasing attribution order.
@@ -439,7 +484,7 @@ def deletion_curve(
     :func:`insertion_curve`. Lower ``auc`` is better.
 
     Args:
-        wrapper, sample, attribution, steps, feature_mask, baselines, show_progress: as in
+        wrapper, sample, attribution, steps, feature_mask, baselines, protocol, show_progress: as in
             :func:`insertion_curve` (same meanings and defaults).
 
     Returns:
@@ -460,9 +505,8 @@ def deletion_curve(
         >>> curve.probabilities.tolist()
         [1.0, 0.75, 0.5, 0.25, 0.0]
     """
-    return _curve(
-        "deletion", wrapper, sample, attribution, steps, feature_mask, baselines, show_progress
-    )
+    options = (steps, feature_mask, baselines, protocol, show_progress)
+    return _curve("deletion", wrapper, sample, attribution, *options)
 
 
 # -- token selections --------------------------------------------------------------------------

@@ -152,6 +152,41 @@ def test_baseline_value_and_progress(fake, fake_sample) -> None:
     assert curve.baseline_probabilities[0] == pytest.approx(0.0)
 
 
+# -- the paper's protocol ---------------------------------------------------------------------
+def test_paper_protocol_scores_eagle_on_its_own_trajectory(fake, fake_sample) -> None:
+    labels = torch.zeros(SIZE, SIZE, dtype=torch.long)  # region 0: columns 0-3, half the image
+    labels[:, 4:] = 1  # region 1: columns 4-5, a quarter
+    labels[:, 6:] = 2  # region 2: columns 6-7, a quarter
+    result = SimpleNamespace(  # what EagleResult offers
+        order=torch.tensor([2, 0, 1]),
+        feature_mask=labels[None, None],
+        trajectories=torch.tensor([[0.0, 0.7, 0.8, 1.0], [0.5] * 4, [0.2, 0.3, 0.4, 0.5]]),
+        removal_trajectories=torch.tensor([[1.0, 0.4, 0.1, 0.0], [0.5] * 4, [0.5, 0.4, 0.3, 0.2]]),
+        target_tokens=list(fake_sample.target_tokens),
+    )
+    insertion = insertion_curve(fake, fake_sample, result, protocol="paper")
+    deletion = deletion_curve(fake, fake_sample, result, protocol="paper")
+    assert not fake.batches  # no forward: the search already scored these images
+    # x = cumulative superpixel area along the order: region 2 (16 px), 0 (32 px), 1 (16 px).
+    assert insertion.fractions.tolist() == [0.0, 0.25, 0.75, 1.0]
+    assert deletion.fractions.tolist() == [0.0, 0.25, 0.75, 1.0]
+    assert torch.equal(insertion.token_probabilities, result.trajectories.T)
+    assert torch.equal(deletion.token_probabilities, result.removal_trajectories.T)
+    assert insertion.restrict([0]).auc == pytest.approx(0.25 * 0.35 + 0.5 * 0.75 + 0.25 * 0.9)
+    with pytest.raises(ValueError, match="pass the sample the result was computed on"):
+        insertion_curve(fake, SimpleNamespace(target_tokens=["dog"]), result, protocol="paper")
+
+
+def test_paper_protocol_steps_pixel_maps_by_floor(fake, fake_sample) -> None:
+    attribution = torch.arange(SIZE * SIZE, dtype=torch.float32).view(SIZE, SIZE)
+    paper = insertion_curve(fake, fake_sample, attribution, steps=3, protocol="paper")
+    assert paper.fractions.tolist() == pytest.approx([0, 21 / 64, 42 / 64, 1])  # floor(k·64/3)
+    pixels = insertion_curve(fake, fake_sample, attribution, steps=3)
+    assert pixels.fractions.tolist() == pytest.approx([0, 21 / 64, 43 / 64, 1])  # round
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        deletion_curve(fake, fake_sample, attribution, protocol="authors")
+
+
 # -- sensitive tokens ---------------------------------------------------------------------------
 def test_sensitive_tokens_on_a_constructed_case(fake, fake_sample) -> None:
     assert sensitive_tokens(fake, fake_sample).tolist() == [True, False, True]
