@@ -534,6 +534,7 @@ def _summarise(scorer: SubsetScorer, order: torch.Tensor, search: str) -> EagleR
     token_attribution = torch.empty_like(token_gains)
     token_attribution[:, order] = token_gains
     trajectories = kept.T.contiguous()
+    region_areas = scorer.feature_mask.areas[order]
     return EagleResult(
         order=order,
         objective=objective,
@@ -544,8 +545,12 @@ def _summarise(scorer: SubsetScorer, order: torch.Tensor, search: str) -> EagleR
         removal_trajectories=removed.T.contiguous(),
         region_attribution=saliency_from_gains(order, gains),
         token_attribution=token_attribution,
-        influence={v: token_influence(trajectories[:, 1:], v) for v in INFLUENCE_VARIANTS},
-        influence_area={v: influence_area(trajectories[:, 1:], v) for v in INFLUENCE_VARIANTS},
+        influence={
+            v: token_influence(trajectories, v, areas=region_areas) for v in INFLUENCE_VARIANTS
+        },
+        influence_area={
+            v: influence_area(trajectories, v, areas=region_areas) for v in INFLUENCE_VARIANTS
+        },
         target_tokens=scorer.sample.target_tokens,
         answer=scorer.sample.answer,
         search=search,

@@ -13,7 +13,9 @@ The model answered a yes/no question wrongly (e.g. "yes" to an object that is no
    set to the baseline), regenerates the answer after each removal in batches, and stops at the
    first correct answer. It accepts any attribution map (Captum baselines), so methods can be
    compared.
-4. :func:`amcr` and :func:`csr` summarise many cases.
+4. :func:`captum_eagle.metrics.amcr` and :func:`captum_eagle.metrics.csr` summarise many cases
+   (they moved to :mod:`captum_eagle.metrics`; importing them from here still works for one
+   release, with a ``DeprecationWarning``).
 
 Answers are compared as text, never by vocabulary id: the first word of the decoded answer,
 lower-cased, without surrounding spaces or punctuation (``" Yes."``, ``"YES"`` and ``"yes,"`` are
@@ -23,26 +25,25 @@ all "yes").
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 
 from captum_eagle.attribution import EagleAttribution, EagleResult
+from captum_eagle.maps import baseline_image, region_means, region_order, renamed_baseline_keyword
 from captum_eagle.masks import FeatureMask, as_feature_mask
 from captum_eagle.wrapper import ImageLike, MLLMForwardWrapper, PreparedSample
 
 __all__ = [
     "HallucinationCase",
     "HallucinationResult",
-    "amcr",
     "answer_word",
-    "csr",
     "explain_hallucination",
     "mitigate",
     "prepare_case",
-    "region_order_from_map",
 ]
 
 YES_NO = ("yes", "no")
@@ -188,27 +189,15 @@ def prepare_case(
 
 
 # -- orders and maps -------------------------------------------------------------------------------
-def _region_means(attribution: Any, mask: FeatureMask) -> torch.Tensor:
-    scores = attribution
-    if isinstance(scores, tuple | list) and len(scores) == 1:
-        scores = scores[0]
-    if not isinstance(scores, torch.Tensor):
-        raise TypeError(f"The attribution must be a tensor; got {type(scores).__name__}.")
-    scores = scores.detach().cpu().double()
-    if scores.ndim == 4 and scores.shape[0] == 1:
-        scores = scores[0]
-    if scores.ndim == 3 and scores.shape[0] in (1, 3):
-        scores = scores.sum(dim=0)
-    if tuple(scores.shape) != mask.shape:
-        raise ValueError(
-            f"The attribution map has shape {tuple(attribution.shape)} but the regions are "
-            f"{mask.shape}; pass a (1, 3, H, W), (1, 1, H, W) or (H, W) map of sample.image."
-        )
-    if not torch.isfinite(scores).all():
-        raise ValueError("The attribution map contains NaN or infinite values.")
-    sums = torch.zeros(mask.n_regions, dtype=torch.float64)
-    sums.index_add_(0, mask.mask.flatten(), scores.flatten())
-    return sums / mask.areas.double()
+def _removal_order(
+    attribution: Any, mask: FeatureMask | torch.Tensor, hallucination_end: HallucinationEnd
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Regions hallucination-prone first (ties by id) and their scores in ``[0, 1]``."""
+    if hallucination_end not in ("low", "high"):
+        raise ValueError(f"hallucination_end must be 'low' or 'high'; got {hallucination_end!r}.")
+    means = region_means(attribution, mask)
+    order = region_order(attribution, mask, descending=hallucination_end == "high")
+    return order, _unit(-means if hallucination_end == "low" else means).float()
 
 
 def region_order_from_map(
@@ -216,43 +205,26 @@ def region_order_from_map(
     feature_mask: FeatureMask | torch.Tensor,
     hallucination_end: HallucinationEnd = "low",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Order regions for removal by their mean attribution, hallucination-prone first.
+    r"""Deprecated: order regions for removal by their mean attribution, hallucination-prone
+    first.
 
-    Args:
-        attribution (Tensor): a map of ``sample.image``: ``(1, 3, H, W)``, ``(1, 1, H, W)``,
-            ``(3, H, W)`` or ``(H, W)`` (three channels are summed, Captum's convention).
-        feature_mask (FeatureMask or Tensor): the regions ``(1, 1, H, W)``.
-        hallucination_end (str): which end of the map is hallucination-prone.
-            ``"low"`` (default) for a map that explains the *correct* answer (as in
-            :func:`explain_hallucination`): regions that lower its probability go first.
-            ``"high"`` for a map that explains the *wrong* answer.
+    Use :func:`captum_eagle.maps.region_order` (``descending=False`` for a map of the correct
+    answer, ``True`` for a map of the wrong answer) and :func:`captum_eagle.maps.region_means`;
+    :func:`mitigate` accepts the map itself (``attribution=``). This alias warns and will be
+    removed in the next release.
 
     Returns:
         ``(order, region_map)``: ``order`` ``(N,)`` region ids to remove first-to-last (ties by
         region id); ``region_map`` ``(N,)`` hallucination scores in ``[0, 1]``, high = removed
         early.
-
-    Examples::
-
-        >>> import torch
-        >>> from captum_eagle import FeatureMask
-        >>> mask = FeatureMask.grid((4, 4), 2, 2)
-        >>> attribution = torch.tensor([0.5, -1.0, 2.0, 0.0])[mask.mask]
-        >>> region_order_from_map(attribution, mask)[0].tolist()
-        [1, 3, 0, 2]
     """
-    if hallucination_end not in ("low", "high"):
-        raise ValueError(f"hallucination_end must be 'low' or 'high'; got {hallucination_end!r}.")
-    if not isinstance(feature_mask, FeatureMask | torch.Tensor):
-        raise TypeError(
-            f"feature_mask must be a FeatureMask or a tensor; got {type(feature_mask).__name__}."
-        )
-    size = feature_mask.shape if isinstance(feature_mask, FeatureMask) else feature_mask.shape[-2:]
-    mask = as_feature_mask(feature_mask, torch.empty(*size))
-    means = _region_means(attribution, mask)
-    prone = -means if hallucination_end == "low" else means
-    order = torch.sort(-prone, stable=True).indices
-    return order, _unit(prone).float()
+    warnings.warn(
+        "region_order_from_map is deprecated; use captum_eagle.maps.region_order (and "
+        "region_means), or pass attribution= to mitigate.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return _removal_order(attribution, feature_mask, hallucination_end)
 
 
 def _unit(values: torch.Tensor) -> torch.Tensor:
@@ -287,12 +259,12 @@ class HallucinationResult:
         wrong (str), correct (str): the yes/no words.
         method (str): what ordered the regions (``"eagle"``, ``"eagle-gain"``, a Captum method...).
         removal_order (Tensor): ``(N,)`` all region ids, hallucination-prone first.
-        flip_point (int or None): regions removed when the answer first turned correct, or
-            ``None`` if it never did (all ``N`` removed).
+        flip_point (int or None): regions removed when the answer first turned correct (at most
+            ``N − 1``), or ``None`` if it never did.
         probabilities (Tensor): ``(N + 1,)`` teacher-forced probability of the correct answer's
             first token after removing ``0..N`` regions (index 0: the full image).
         answers (list[str]): regenerated answers after removing ``0, 1, ...`` regions (index 0:
-            the model's answer), up to the last generated batch.
+            the model's answer), up to the last generated batch (at most ``N − 1`` removed).
         hallucination_map (Tensor): ``(1, 1, H, W)``, high = hallucination-prone.
         feature_mask (Tensor): ``(1, 1, H, W)`` region ids.
         image (Tensor): ``(1, 3, H, W)`` the prepared image.
@@ -319,19 +291,32 @@ class HallucinationResult:
 
     @property
     def corrected(self) -> bool:
-        """Whether removing regions turned the answer correct."""
-        return self.flip_point is not None
+        """Whether removing at most ``N − 1`` regions turned the answer correct.
+
+        A flip that only the fully blank image (all ``N`` regions removed) would bring does not
+        count: an answer about an empty image explains nothing (the authors try ``0 … N − 1``).
+        """
+        return self.flip_point is not None and self.flip_point < self.n_regions
 
     @property
     def removed_regions(self) -> list[int]:
         """Region ids removed up to the flip (all regions if the answer never flipped)."""
-        stop = self.n_regions if self.flip_point is None else self.flip_point
+        stop = self.flip_point if self.corrected else self.n_regions
         return self.removal_order[:stop].tolist()
 
     @property
     def fraction_removed(self) -> float:
-        """Fraction of the regions removed at the flip; 1.0 if never corrected (as in AMCR)."""
-        return 1.0 if self.flip_point is None else self.flip_point / self.n_regions
+        """Fraction of the regions removed at the flip; 1.0 if never corrected."""
+        return self.flip_point / self.n_regions if self.corrected else 1.0
+
+    @property
+    def area_removed(self) -> float:
+        """Fraction of the image area removed at the flip (AMCR's unit); 1.0 if never
+        corrected."""
+        if not self.corrected:
+            return 1.0
+        areas = torch.bincount(self.feature_mask.flatten(), minlength=self.n_regions)
+        return float(areas[self.removal_order[: self.flip_point]].sum() / areas.sum())
 
     def removed_mask(self) -> torch.Tensor:
         """``(H, W)`` boolean mask of the pixels removed up to the flip."""
@@ -351,7 +336,7 @@ class HallucinationResult:
             self.hallucination_map,
             self.removed_mask(),
             self.probabilities,
-            self.flip_point,
+            self.flip_point if self.corrected else None,
             question=self.question,
             answers=(self.wrong, self.correct),
             feature_mask=self.feature_mask,
@@ -362,17 +347,17 @@ class HallucinationResult:
 
 # -- mitigation ------------------------------------------------------------------------------------
 def _removal_images(
-    image: torch.Tensor, mask: FeatureMask, order: torch.Tensor, baseline: float | torch.Tensor
+    image: torch.Tensor, mask: FeatureMask, order: torch.Tensor, baselines: float | torch.Tensor
 ) -> torch.Tensor:
     """``(N + 1, 3, H, W)``: image ``k`` has the first ``k`` regions of ``order`` removed."""
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel())
     pixel_rank = rank[mask.mask]
     steps = torch.arange(order.numel() + 1).view(-1, 1, 1, 1)
-    fill = torch.broadcast_to(torch.as_tensor(baseline, dtype=image.dtype), image.shape)
-    return torch.where(pixel_rank < steps, fill, image)
+    return torch.where(pixel_rank < steps, baseline_image(baselines, image), image)
 
 
+@renamed_baseline_keyword
 def mitigate(
     wrapper: MLLMForwardWrapper,
     case: HallucinationCase,
@@ -382,7 +367,7 @@ def mitigate(
     attribution: Any = None,
     hallucination_end: HallucinationEnd = "low",
     hallucination_map: torch.Tensor | None = None,
-    baseline: float | torch.Tensor = 0.0,
+    baselines: float | torch.Tensor = 0.0,
     generate_batch_size: int | None = None,
     max_new_tokens: int = 4,
     method: str = "custom",
@@ -391,14 +376,16 @@ def mitigate(
     r"""Remove regions hallucination-prone first until the regenerated answer is correct.
 
     Builds all ``N`` cumulative-removal images (region ``k`` of the order is set to the baseline
-    together with all before it), regenerates the answer for them in batches of
-    ``generate_batch_size`` and stops after the first batch that contains a correct answer (no
-    later batch is generated); the flip point is the first correct one. The teacher-forced
+    together with all before it), regenerates the answer after removing ``1 … N − 1`` regions in
+    batches of ``generate_batch_size`` and stops after the first batch that contains a correct
+    answer (no later batch is generated); the flip point is the first correct one. The fully
+    blank image (all ``N`` removed) is not tried: as in the authors' protocol, an answer that
+    only an empty image corrects is not a correction. The teacher-forced
     probability of the correct first token is computed for all ``N + 1`` images in batched
     forwards (``wrapper.batch_size`` per forward).
 
     Give either ``removal_order`` or ``attribution`` (any map, e.g. from a Captum method; regions
-    are ordered by their mean value, see :func:`region_order_from_map`).
+    are ordered by their mean value, see :func:`captum_eagle.maps.region_order`).
 
     Args:
         wrapper (MLLMForwardWrapper): the model.
@@ -411,7 +398,8 @@ def mitigate(
             explains the wrong answer).
         hallucination_map (Tensor, optional): ``(N,)`` per-region hallucination scores to store
             with ``removal_order``. Default: from the order (first removed = 1, last = 0).
-        baseline (float or Tensor): value of removed pixels. Default: 0 (black).
+        baselines (float or Tensor): value of removed pixels, in ``[0, 1]``. Default: 0 (black).
+            The old keyword ``baseline=`` still works for one release (``DeprecationWarning``).
         generate_batch_size (int, optional): removal images per generation batch; smaller
             batches waste less work after an early flip. Default: ``wrapper.batch_size``.
         max_new_tokens (int): generation length; only the first word is read. Default: 4.
@@ -442,7 +430,7 @@ def mitigate(
     if (removal_order is None) == (attribution is None):
         raise ValueError("Pass exactly one of removal_order= (region ids) or attribution= (a map).")
     if attribution is not None:
-        order, region_map = region_order_from_map(attribution, mask, hallucination_end)
+        order, region_map = _removal_order(attribution, mask, hallucination_end)
     else:
         order = torch.as_tensor(removal_order).long().flatten().cpu()
         if sorted(order.tolist()) != list(range(n_regions)):
@@ -463,14 +451,17 @@ def mitigate(
     batch = generate_batch_size or wrapper.batch_size
     if batch < 1:
         raise ValueError(f"generate_batch_size must be >= 1; got {batch}.")
-    images = _removal_images(image, mask, order, baseline)
+    images = _removal_images(image, mask, order, baselines)
     with torch.no_grad():
         probabilities = wrapper.token_probabilities(images, case.sample)[:, 0].float().cpu()
     answers = [case.answer]
     flip_point = None
-    for start in range(1, n_regions + 1, batch):
+    # Removals 1 .. N - 1 only: a flip on the fully blank image does not count as a correction.
+    for start in range(1, n_regions, batch):
         texts = wrapper.generate(
-            images[start : start + batch], case.sample, max_new_tokens=max_new_tokens
+            images[start : min(start + batch, n_regions)],
+            case.sample,
+            max_new_tokens=max_new_tokens,
         )
         answers.extend(texts)
         hits = [i for i, text in enumerate(texts) if answer_word(text) == case.correct]
@@ -494,6 +485,7 @@ def mitigate(
     )
 
 
+@renamed_baseline_keyword
 def explain_hallucination(
     wrapper: MLLMForwardWrapper,
     case: HallucinationCase,
@@ -502,7 +494,7 @@ def explain_hallucination(
     n_segments: int = 32,
     rule: Rule = "order",
     search: str = "exact",
-    baseline: float | torch.Tensor = 0.0,
+    baselines: float | torch.Tensor = 0.0,
     batch_size: int | str | None = None,
     generate_batch_size: int | None = None,
     max_new_tokens: int = 4,
@@ -526,7 +518,8 @@ def explain_hallucination(
         n_segments (int): regions requested from SLICO when no mask is given. Default: 32.
         rule (str): ``"order"`` or ``"gain"`` (see above).
         search (str): Eagle search strategy. Default: ``"exact"``.
-        baseline (float or Tensor): value of removed pixels (Eagle and removal). Default: 0.
+        baselines (float or Tensor): value of removed pixels (Eagle and removal), in ``[0, 1]``.
+            Default: 0. The old keyword ``baseline=`` still works for one release.
         batch_size (int or "auto", optional): images per Eagle forward. Default: the wrapper's.
         generate_batch_size (int, optional): removal images per generation batch (see
             :func:`mitigate`). Default: the wrapper's ``batch_size``.
@@ -557,7 +550,7 @@ def explain_hallucination(
     if explanation is None:
         explanation = EagleAttribution(wrapper).explain(
             case.image,
-            baselines=baseline,
+            baselines=baselines,
             additional_forward_args=(case.sample,),
             feature_mask=mask,
             search=search,
@@ -572,7 +565,7 @@ def explain_hallucination(
         mask,
         removal_order=order,
         hallucination_map=region_map,
-        baseline=baseline,
+        baselines=baselines,
         generate_batch_size=generate_batch_size,
         max_new_tokens=max_new_tokens,
         method="eagle" if rule == "order" else "eagle-gain",
@@ -580,63 +573,18 @@ def explain_hallucination(
     )
 
 
-# -- metrics ---------------------------------------------------------------------------------------
-def _fractions(results: Iterable[HallucinationResult | float | None]) -> list[float | None]:
-    values: list[float | None] = []
-    for item in results:
-        if isinstance(item, HallucinationResult):
-            values.append(item.fraction_removed if item.corrected else None)
-        elif item is None:
-            values.append(None)
-        else:
-            value = float(item)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"A removed fraction must lie in [0, 1]; got {value}.")
-            values.append(value)
-    if not values:
-        raise ValueError("No cases given; pass at least one HallucinationResult or fraction.")
-    return values
+_MOVED_TO_METRICS = ("amcr", "csr")
 
 
-def amcr(results: Iterable[HallucinationResult | float | None]) -> float:
-    r"""Average Minimum Correction Ratio: mean fraction of regions removed at the flip (lower is
-    better). Cases never corrected count as 1.0.
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_METRICS:
+        warnings.warn(
+            f"captum_eagle.hallucination.{name} moved to captum_eagle.metrics.{name}; import it "
+            "from there. The old place will be removed in the next release.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from captum_eagle import metrics
 
-    Args:
-        results: :class:`HallucinationResult` objects, or removed fractions in ``[0, 1]`` with
-            ``None`` for a case that was never corrected.
-
-    Returns:
-        float
-
-    Examples::
-
-        >>> amcr([0.05, 0.1, None])
-        0.3833333333333333
-    """
-    values = _fractions(results)
-    return sum(1.0 if value is None else value for value in values) / len(values)
-
-
-def csr(results: Iterable[HallucinationResult | float | None], threshold: float = 0.10) -> float:
-    r"""Correction Success Rate: share of ALL cases corrected with at most ``threshold`` of the
-    regions removed (higher is better). Uncorrected cases stay in the denominator.
-
-    Args:
-        results: :class:`HallucinationResult` objects, or removed fractions with ``None`` for a
-            case that was never corrected.
-        threshold (float): the largest removed fraction that counts. Default: 0.10.
-
-    Returns:
-        float
-
-    Examples::
-
-        >>> csr([0.05, 0.1, 0.5, None])
-        0.5
-    """
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must lie in [0, 1]; got {threshold}.")
-    values = _fractions(results)
-    hits = sum(1 for value in values if value is not None and value <= threshold + 1e-12)
-    return hits / len(values)
+        return getattr(metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

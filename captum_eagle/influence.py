@@ -1,29 +1,51 @@
 r"""Per-token influence: did a token come from the image (perception) or from language priors?
 
-From the insertion trajectory ``p_t(π_:r)``, ``r = 1..N``, of each target token along the Eagle
-order: a token whose probability moves a lot as evidence is inserted relies on the image; a flat
-trajectory means the language prior drives it. Two variants from the paper:
+From the insertion trajectory of each target token along the Eagle order, starting from the
+empty image: ``p_t(∅), p_t(π_:1), …, p_t(π_:N)``, with ``x_r`` the cumulative image-area fraction
+of ``π_:r`` (``x_0 = 0``, ``x_N = 1``). A token whose probability moves as evidence is inserted
+relies on the image; a flat trajectory means the language prior drives it. Variants:
 
-- ``"above_min"`` (main text, Eq. 5): ``I_t = Σ_r (p_t(π_:r) − min_j p_t(π_:j))``;
-- ``"below_max"`` (supplement, Algorithm 1): ``I_t = Σ_r (max_j p_t(π_:j) − p_t(π_:r))``.
+- ``"above_min"`` (default, the authors' code): ``I_t = AUC_x(p_t) − min_r p_t``, the trapezoid
+  area between the trajectory and its minimum over the inserted area, empty image included. A
+  token that the very first region decides (``0.0003 → 0.9995``) scores near 1.
+- ``"below_max"`` (the supplement's form on the same axis): ``I_t = max_r p_t − AUC_x(p_t)``.
+- ``"equal_steps"`` (the paper's Eq. 5 as printed): ``I_t = (1/N) Σ_{r=1..N} (p_t(π_:r) −
+  min_{j≥1} p_t(π_:j))`` — no empty image, equal steps. It reads a token decided by the first
+  region as flat (language prior); kept for comparison with earlier results.
 
-Both are divided by ``N`` (an area in ``[0, 1]``); :func:`token_influence` further normalises
-across the tokens of one answer so that the most image-driven token scores 1.
+All are areas in ``[0, 1]``; :func:`token_influence` further normalises across the tokens of one
+answer so that the most image-driven token scores 1 (for display: when every area is tiny, the
+normalised values are noise, so report :func:`influence_area` too).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-INFLUENCE_VARIANTS = ("above_min", "below_max")
+from captum_eagle.maps import cumulative_area
+
+__all__ = ["INFLUENCE_VARIANTS", "influence_area", "token_influence"]
+
+INFLUENCE_VARIANTS = ("above_min", "below_max", "equal_steps")
 
 
-def influence_area(trajectories: torch.Tensor, variant: str = "above_min") -> torch.Tensor:
+def influence_area(
+    trajectories: torch.Tensor,
+    variant: str = "above_min",
+    *,
+    areas: torch.Tensor | Sequence[float] | None = None,
+) -> torch.Tensor:
     r"""Per-token influence as an area in ``[0, 1]``.
 
     Args:
-        trajectories (Tensor): ``(T, N)`` insertion probabilities ``p_t(π_:r)``, ``r = 1..N``.
-        variant (str): ``"above_min"`` (Eq. 5) or ``"below_max"`` (supplement).
+        trajectories (Tensor): ``(T, N + 1)`` insertion probabilities ``p_t(π_:r)``,
+            ``r = 0..N``, the empty image first (``EagleResult.trajectories``).
+        variant (str): ``"above_min"`` (default), ``"below_max"`` or ``"equal_steps"``.
+        areas (Tensor, optional): ``(N,)`` pixel counts of the regions in insertion order
+            (``feature_mask.areas[order]``); they set the x axis. Default: equal areas.
+            Ignored by ``"equal_steps"``.
 
     Returns:
         Tensor ``(T,)``.
@@ -31,34 +53,72 @@ def influence_area(trajectories: torch.Tensor, variant: str = "above_min") -> to
     Examples::
 
         >>> import torch
-        >>> influence_area(torch.tensor([[0.1, 0.5, 0.9], [0.5, 0.5, 0.5]]))
-        tensor([0.4000, 0.0000])
+        >>> from captum_eagle.influence import influence_area
+        >>> decided_first = [0.0003, 0.9995, 0.9995, 0.9995]  # the first region decides
+        >>> flat = [0.5, 0.5, 0.5, 0.5]
+        >>> trajectories = torch.tensor([decided_first, flat])
+        >>> areas = torch.tensor([1, 1, 2])  # pixels of the regions, in insertion order
+        >>> [round(v, 4) for v in influence_area(trajectories, areas=areas).tolist()]
+        [0.8743, 0.0]
+        >>> influence_area(trajectories, "equal_steps").tolist()
+        [0.0, 0.0]
     """
-    if trajectories.ndim != 2 or trajectories.shape[1] < 1:
+    if not isinstance(trajectories, torch.Tensor):
+        raise TypeError(f"trajectories must be a tensor; got {type(trajectories).__name__}.")
+    if trajectories.ndim != 2 or trajectories.shape[1] < 2:
         raise ValueError(
-            f"trajectories must be (T, N) with N >= 1; got {tuple(trajectories.shape)}."
+            "trajectories must be (T, N + 1) with the empty image first and N >= 1 regions "
+            f"(EagleResult.trajectories); got {tuple(trajectories.shape)}."
         )
-    if variant == "above_min":
-        gap = trajectories - trajectories.min(dim=1, keepdim=True).values
-    elif variant == "below_max":
-        gap = trajectories.max(dim=1, keepdim=True).values - trajectories
-    else:
+    if variant not in INFLUENCE_VARIANTS:
         raise ValueError(
             f"Unknown influence variant {variant!r}; choose one of {INFLUENCE_VARIANTS}."
         )
-    return gap.mean(dim=1)
+    n_regions = trajectories.shape[1] - 1
+    if variant == "equal_steps":
+        inserted = trajectories[:, 1:]
+        return (inserted - inserted.min(dim=1, keepdim=True).values).mean(dim=1)
+    if areas is None:
+        areas = torch.ones(n_regions)
+    x = cumulative_area(areas)
+    if x.numel() != n_regions + 1:
+        raise ValueError(
+            f"areas has {x.numel() - 1} values but the trajectories cover {n_regions} regions; "
+            "pass feature_mask.areas[order] (one area per region, in insertion order)."
+        )
+    auc = torch.trapezoid(trajectories.double(), x, dim=1)
+    if variant == "above_min":
+        area = auc - trajectories.double().min(dim=1).values
+    else:
+        area = trajectories.double().max(dim=1).values - auc
+    return area.to(trajectories.dtype)
 
 
-def token_influence(trajectories: torch.Tensor, variant: str = "above_min") -> torch.Tensor:
+def token_influence(
+    trajectories: torch.Tensor,
+    variant: str = "above_min",
+    *,
+    areas: torch.Tensor | Sequence[float] | None = None,
+) -> torch.Tensor:
     r"""Influence normalised across the answer's tokens (largest = 1; all 0 if every token is flat).
 
     Args:
-        trajectories (Tensor): ``(T, N)`` insertion probabilities along the Eagle order.
-        variant (str): ``"above_min"`` or ``"below_max"``.
+        trajectories (Tensor): ``(T, N + 1)`` insertion probabilities, the empty image first.
+        variant (str): ``"above_min"`` (default), ``"below_max"`` or ``"equal_steps"``.
+        areas (Tensor, optional): ``(N,)`` region areas in insertion order (see
+            :func:`influence_area`). Default: equal areas.
 
     Returns:
         Tensor ``(T,)`` in ``[0, 1]``; large = perception-driven, small = language-prior-driven.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_eagle.influence import token_influence
+        >>> influence = token_influence(torch.tensor([[0.0, 1.0, 1.0], [0.2, 0.3, 0.4]]))
+        >>> [round(v, 3) for v in influence.tolist()]
+        [1.0, 0.133]
     """
-    area = influence_area(trajectories, variant)
+    area = influence_area(trajectories, variant, areas=areas)
     top = area.max()
     return area / top if top > 0 else torch.zeros_like(area)

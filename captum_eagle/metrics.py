@@ -9,9 +9,12 @@ Every metric here takes a plain attribution map, so Eagle's region maps and Capt
   step. The result is a :class:`Curve` (plot it, take its ``auc`` or ``highest``, restrict it to
   sensitive tokens or to one word of the answer).
 - :func:`average_highest_score` and :func:`average_auc`: summaries over samples.
-- :func:`sensitive_tokens`: tokens whose probability depends on the image at all.
+- :func:`sensitive_tokens`: tokens that the image supports (``p(full) − p(masked) > 0.2``, the
+  authors' signed rule; ``rule="absolute"`` for ``|Δ|``).
 - :func:`word_curves`: per-word curves sliced from one sentence-level run (no extra forwards).
 - :func:`pointing_game`: does the map's maximum fall on the object (box or mask level)?
+- :func:`amcr` and :func:`csr`: how few regions a hallucination mitigation had to remove
+  (:mod:`captum_eagle.hallucination` runs it).
 
 Accepted attribution shapes: ``(1, 3, H, W)``, ``(1, 1, H, W)``, ``(3, H, W)``, ``(1, H, W)`` and
 ``(H, W)``, with ``H, W`` those of ``sample.image``. Three-channel maps are summed over channels
@@ -30,15 +33,28 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from captum_eagle.maps import (
+    baseline_image,
+    box_mask,
+    cumulative_area,
+    pixel_ranks,
+    pixel_scores,
+    renamed_baseline_keyword,
+)
 from captum_eagle.masks import FeatureMask, as_feature_mask
 
 __all__ = [
+    "CORRECTION_UNITS",
+    "CURVE_PROTOCOLS",
     "DEFAULT_STEPS",
+    "SENSITIVITY_RULES",
     "SENSITIVITY_THRESHOLD",
     "Curve",
     "PointingResult",
+    "amcr",
     "average_auc",
     "average_highest_score",
+    "csr",
     "deletion_curve",
     "insertion_curve",
     "pointing_game",
@@ -52,8 +68,19 @@ DEFAULT_STEPS = 32
 SENSITIVITY_THRESHOLD = 0.2
 """Probability change (full vs fully masked image) above which a token counts as sensitive."""
 
+SENSITIVITY_RULES = ("signed", "absolute")
+"""How a token's change is measured: ``"signed"`` (the authors' rule, ``p(full) − p(masked)``,
+only tokens the image supports) or ``"absolute"`` (``|p(full) − p(masked)|``, tokens the image
+supports or suppresses)."""
+
+CURVE_PROTOCOLS = ("pixels", "paper")
+"""How insertion/deletion curves step: ``"pixels"`` (default, one protocol for every map) or
+``"paper"`` (the authors' evaluation, to reproduce their numbers); see :func:`insertion_curve`."""
+
 CurveKind = Literal["insertion", "deletion"]
-Baseline = float | torch.Tensor
+CurveProtocol = Literal["pixels", "paper"]
+SensitivityRule = Literal["signed", "absolute"]
+Baselines = float | torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -200,7 +227,11 @@ class Curve:
         )
 
     def sensitive(
-        self, tokens: torch.Tensor | None = None, *, threshold: float = SENSITIVITY_THRESHOLD
+        self,
+        tokens: torch.Tensor | None = None,
+        *,
+        threshold: float = SENSITIVITY_THRESHOLD,
+        rule: SensitivityRule = "signed",
     ) -> Curve:
         r"""The curve over sensitive tokens only (the protocol's "sensitive-token variant").
 
@@ -210,6 +241,9 @@ class Curve:
                 and the all-baseline image (no forward needed).
             threshold (float): a token is sensitive if its probability changes by strictly more
                 than this between the two end points. Default: 0.2. Ignored if ``tokens`` is given.
+            rule (str): ``"signed"`` (default, the authors' rule): ``p(full) − p(masked) >
+                threshold``, only tokens that the image supports; ``"absolute"``:
+                ``|p(full) − p(masked)| > threshold``, also tokens that the image suppresses.
 
         Returns:
             Curve: restricted to the sensitive tokens. If none is sensitive, ``T = 0`` and the
@@ -217,8 +251,9 @@ class Curve:
             is left out of :func:`average_auc` / :func:`average_highest_score`.
         """
         if tokens is None:
-            change = (self.full_image_probabilities - self.baseline_probabilities).abs()
-            tokens = change > threshold
+            tokens = _is_sensitive(
+                self.full_image_probabilities, self.baseline_probabilities, threshold, rule
+            )
         return self.restrict(torch.as_tensor(tokens).bool())
 
     # -- output ------------------------------------------------------------------------------
@@ -244,35 +279,16 @@ class Curve:
         )
 
     def plot(self, ax: Any = None, *, label: str | None = None, tokens: bool = False) -> Any:
-        r"""Draw the curve with matplotlib and return the axes.
+        r"""Draw the curve and return the axes (:func:`captum_eagle.viz.plot_curve`).
 
         Args:
             ax: matplotlib axes to draw on (default: a new figure).
             label (str, optional): legend label; default ``"<kind> (AUC …)"``.
             tokens (bool): also draw each token's probability as a thin line. Default: False.
         """
-        import matplotlib.pyplot as plt
+        from captum_eagle.viz import plot_curve
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(4, 3))
-        x = self.fractions.numpy()
-        if tokens:
-            for column, token in enumerate(self.target_tokens):
-                ax.plot(
-                    x,
-                    self.token_probabilities[:, column].numpy(),
-                    lw=0.7,
-                    alpha=0.6,
-                    label=repr(token.strip()),
-                )
-        ax.plot(
-            x, self.probabilities.numpy(), lw=2, label=label or f"{self.kind} (AUC {self.auc:.3f})"
-        )
-        ax.set_xlabel(f"{'inserted' if self.kind == 'insertion' else 'deleted'} area fraction")
-        ax.set_ylabel("target probability")
-        ax.set_xlim(0, 1)
-        ax.legend(fontsize="small")
-        return ax
+        return plot_curve(self, ax, label=label, tokens=tokens)[1]
 
 
 @dataclass(frozen=True)
@@ -290,59 +306,7 @@ class PointingResult:
     tie_aware: float
 
 
-# -- attribution maps --------------------------------------------------------------------------
-def _pixel_scores(attribution: Any, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """Validate an attribution map and reduce it to ``(H, W)`` float scores."""
-    if isinstance(attribution, tuple | list) and len(attribution) == 1:
-        attribution = attribution[0]  # Captum returns 1-tuples for tuple inputs
-    if isinstance(attribution, np.ndarray):
-        attribution = torch.from_numpy(attribution)
-    if not isinstance(attribution, torch.Tensor):
-        raise TypeError(
-            f"The attribution must be a tensor or numpy array; got {type(attribution).__name__}."
-        )
-    scores = attribution.detach().cpu().double()
-    shape = tuple(scores.shape)
-    if scores.ndim == 4 and scores.shape[0] == 1:
-        scores = scores[0]
-    if scores.ndim == 3 and scores.shape[0] in (1, 3):
-        scores = scores.sum(dim=0)
-    if scores.ndim != 2:
-        raise ValueError(
-            f"The attribution map must be (1, 3, H, W), (1, 1, H, W), (3, H, W), (1, H, W) or "
-            f"(H, W) for one image; got {shape}. Attribute one image at a time."
-        )
-    if size is not None and tuple(scores.shape) != tuple(size):
-        raise ValueError(
-            f"The attribution map is {tuple(scores.shape)} (from shape {shape}) but the image is "
-            f"{tuple(size)}; attribute sample.image (the image at the model's input resolution), "
-            "or resize the map to it."
-        )
-    if not torch.isfinite(scores).all():
-        raise ValueError("The attribution map contains NaN or infinite values.")
-    return scores
-
-
-def _insertion_rank(scores: torch.Tensor) -> torch.Tensor:
-    """Rank of every pixel (0 = inserted first): decreasing score, ties by row-major pixel index."""
-    order = torch.sort(scores.flatten(), descending=True, stable=True).indices
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel())
-    return rank
-
-
-def _baseline_image(baseline: Baseline, image: torch.Tensor) -> torch.Tensor:
-    """The fully masked image, ``(1, 3, H, W)``."""
-    value = torch.as_tensor(baseline, dtype=image.dtype)
-    try:
-        return torch.broadcast_to(value, image.shape).clone()
-    except RuntimeError:
-        raise ValueError(
-            f"The baseline of shape {tuple(value.shape)} does not broadcast to the image "
-            f"{tuple(image.shape)}; pass a float, a (1, 3, 1, 1) colour or a (1, 3, H, W) image."
-        ) from None
-
-
+# -- curves ------------------------------------------------------------------------------------
 def _resolve_steps(steps: int | None, feature_mask: Any, image: torch.Tensor) -> int:
     n_pixels = image.shape[-2] * image.shape[-1]
     if steps is None:
@@ -371,20 +335,26 @@ def _curve(
     attribution: Any,
     steps: int | None,
     feature_mask: FeatureMask | torch.Tensor | None,
-    baseline: Baseline,
+    baselines: Baselines,
+    protocol: CurveProtocol,
     show_progress: bool,
 ) -> Curve:
+    if protocol not in CURVE_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {CURVE_PROTOCOLS}; got {protocol!r}.")
+    if protocol == "paper" and hasattr(attribution, "trajectories"):
+        return _search_curve(kind, attribution, sample)
     image = sample.image.detach().cpu()
     if image.ndim != 4 or image.shape[0] != 1:
         raise ValueError(f"sample.image must be (1, C, H, W); got {tuple(image.shape)}.")
     height, width = image.shape[-2:]
-    scores = _pixel_scores(attribution, (height, width))
+    rank = pixel_ranks(attribution, (height, width)).view(1, 1, height, width)
     n_steps = _resolve_steps(steps, feature_mask, image)
-    rank = _insertion_rank(scores).view(1, 1, height, width)
-    masked = _baseline_image(baseline, image)
+    masked = baseline_image(baselines, image)
     n_pixels = height * width
-    # Equal-area steps: after step k the first round(k * P / K) pixels of the ranking are changed.
-    counts = torch.round(torch.arange(n_steps + 1, dtype=torch.float64) * n_pixels / n_steps).long()
+    # Equal-area steps: after step k the first round(k * P / K) pixels of the ranking are changed
+    # ("pixels"), or floor(k * P / K) as in the authors' evaluation of pixel maps ("paper").
+    steps_done = torch.arange(n_steps + 1, dtype=torch.float64) * n_pixels / n_steps
+    counts = (torch.round(steps_done) if protocol == "pixels" else torch.floor(steps_done)).long()
     batch_size = max(1, int(getattr(wrapper, "batch_size", 16)))
     chunks = range(0, n_steps + 1, batch_size)
     if show_progress:
@@ -407,6 +377,25 @@ def _curve(
     )
 
 
+def _search_curve(kind: CurveKind, result: Any, sample: Any) -> Curve:
+    """An Eagle result's own trajectory along its order (no forward), x = cumulative area."""
+    if list(result.target_tokens) != list(sample.target_tokens):
+        raise ValueError(
+            f"The Eagle result explains {list(result.target_tokens)} but the sample targets "
+            f"{list(sample.target_tokens)}; pass the sample the result was computed on."
+        )
+    areas = torch.bincount(result.feature_mask.flatten(), minlength=len(result.order))
+    trajectories = result.trajectories if kind == "insertion" else result.removal_trajectories
+    return Curve(
+        kind=kind,
+        fractions=cumulative_area(areas[result.order]).float(),
+        token_probabilities=trajectories.T.detach().float().cpu(),
+        target_tokens=list(sample.target_tokens),
+        target_indices=torch.as_tensor(sample.target_indices).long().cpu(),
+    )
+
+
+@renamed_baseline_keyword
 def insertion_curve(
     wrapper: Any,
     sample: Any,
@@ -414,7 +403,8 @@ def insertion_curve(
     *,
     steps: int | None = None,
     feature_mask: FeatureMask | torch.Tensor | None = None,
-    baseline: Baseline = 0.0,
+    baselines: Baselines = 0.0,
+    protocol: CurveProtocol = "pixels",
     show_progress: bool = False,
 ) -> Curve:
     r"""Insertion curve: reveal pixels in decreasing attribution order, from the baseline image.
@@ -428,15 +418,29 @@ def insertion_curve(
         sample (PreparedSample): the prompt, answer and target tokens; ``sample.image`` is the
             image the map explains.
         attribution (Tensor): the map to evaluate, ``(1, 3, H, W)``, ``(1, 1, H, W)``,
-            ``(3, H, W)``, ``(1, H, W)`` or ``(H, W)`` with the spatial size of ``sample.image``.
-            Three channels are summed. Pixels are ranked by decreasing value; ties go in row-major
-            pixel order, so results are deterministic.
+            ``(3, H, W)``, ``(1, H, W)`` or ``(H, W)`` with the spatial size of ``sample.image``,
+            or an :class:`~captum_eagle.EagleResult` (its map). Three channels are summed. Pixels
+            are ranked by decreasing value; ties go in row-major pixel order, so results are
+            deterministic.
         steps (int, optional): number of equal-area steps ``K``; step ``k`` has changed
             ``round(k * H * W / K)`` pixels. Default: the number of regions of ``feature_mask``
             if given (the protocol's default), else 32.
         feature_mask (FeatureMask or Tensor, optional): only used for the default ``steps``.
-        baseline (float or Tensor): value of masked pixels, a float or a tensor broadcastable to
-            ``(1, 3, H, W)`` in [0, 1]. Default: 0.0 (black, as in the paper).
+        baselines (float or Tensor): value of masked pixels, a number or a tensor broadcastable
+            to ``(1, 3, H, W)``, in [0, 1] (see :func:`captum_eagle.maps.baseline_image`).
+            Default: 0.0 (black, as in the paper). The old keyword ``baseline=`` still works for
+            one release, with a ``DeprecationWarning``.
+        protocol (str): ``"pixels"`` (default): every map, Eagle's included, is ranked pixel by
+            pixel and scored on ``K`` equal-area steps (``round(k·H·W/K)`` pixels), so all
+            methods are compared on the same footing. ``"paper"`` reproduces the authors'
+            evaluation: an :class:`~captum_eagle.EagleResult` passed as ``attribution`` is
+            scored on its own search trajectory (``result.trajectories``, or
+            ``result.removal_trajectories`` for deletion; no forward), step ``r`` inserting
+            region ``π_r`` and ``x`` the cumulative superpixel area; any other map is scored on
+            ``K`` pixel steps of ``floor(k·H·W/K)`` pixels. Under ``"paper"`` Eagle's steps follow
+            its regions (unequal areas, teacher-forced probabilities from the search) while the
+            baselines step by pixels, which is how the paper's tables were made; use
+            ``"pixels"`` for a like-for-like comparison.
         show_progress (bool): show a tqdm bar over the forward batches. Default: False.
 
     Returns:
@@ -458,11 +462,11 @@ def insertion_curve(
         >>> 0.0 <= curve.auc <= 1.0
         True
     """
-    return _curve(
-        "insertion", wrapper, sample, attribution, steps, feature_mask, baseline, show_progress
-    )
+    options = (steps, feature_mask, baselines, protocol, show_progress)
+    return _curve("insertion", wrapper, sample, attribution, *options)
 
 
+@renamed_baseline_keyword
 def deletion_curve(
     wrapper: Any,
     sample: Any,
@@ -470,7 +474,8 @@ def deletion_curve(
     *,
     steps: int | None = None,
     feature_mask: FeatureMask | torch.Tensor | None = None,
-    baseline: Baseline = 0.0,
+    baselines: Baselines = 0.0,
+    protocol: CurveProtocol = "pixels",
     show_progress: bool = False,
 ) -> Curve:
     r"""Deletion curve: set pixels to the baseline in decreasing attribution order.
@@ -479,21 +484,8 @@ def deletion_curve(
     :func:`insertion_curve`. Lower ``auc`` is better.
 
     Args:
-        wrapper (MLLMForwardWrapper): the forward function; any object with
-            ``token_probabilities(images, sample) -> (B, T)`` (and optionally ``batch_size``).
-        sample (PreparedSample): the prompt, answer and target tokens; ``sample.image`` is the
-            image the map explains.
-        attribution (Tensor): the map to evaluate, ``(1, 3, H, W)``, ``(1, 1, H, W)``,
-            ``(3, H, W)``, ``(1, H, W)`` or ``(H, W)`` with the spatial size of ``sample.image``.
-            Three channels are summed. Pixels are ranked by decreasing value; ties go in row-major
-            pixel order, so results are deterministic.
-        steps (int, optional): number of equal-area steps ``K``; step ``k`` has changed
-            ``round(k * H * W / K)`` pixels. Default: the number of regions of ``feature_mask``
-            if given (the protocol's default), else 32.
-        feature_mask (FeatureMask or Tensor, optional): only used for the default ``steps``.
-        baseline (float or Tensor): value of masked pixels, a float or a tensor broadcastable to
-            ``(1, 3, H, W)`` in [0, 1]. Default: 0.0 (black, as in the paper).
-        show_progress (bool): show a tqdm bar over the forward batches. Default: False.
+        wrapper, sample, attribution, steps, feature_mask, baselines, protocol, show_progress: as in
+            :func:`insertion_curve` (same meanings and defaults).
 
     Returns:
         Curve: ``kind="deletion"``; ``fractions`` is the deleted area fraction.
@@ -501,28 +493,31 @@ def deletion_curve(
     Examples::
 
         >>> import torch
-        >>> from PIL import Image
-        >>> from captum_eagle import MLLMForwardWrapper
+        >>> from types import SimpleNamespace
         >>> from captum_eagle.metrics import deletion_curve
-        >>> from captum_eagle.testing import tiny_model
-        >>> wrapper = MLLMForwardWrapper(*tiny_model("llava"))
-        >>> sample = wrapper.prepare(Image.new("RGB", (32, 32)), "describe the image .", "a cat")
-        >>> curve = deletion_curve(wrapper, sample, torch.rand(1, 3, 32, 32), steps=8)
-        >>> curve.steps, len(curve.probabilities)
-        (8, 9)
+        >>> class Brightness:  # a toy forward: p("cat") = mean brightness of the image
+        ...     def token_probabilities(self, images, sample):
+        ...         return images.mean(dim=(1, 2, 3))[:, None]
+        >>> sample = SimpleNamespace(
+        ...     image=torch.ones(1, 3, 4, 4), target_tokens=["cat"], target_indices=[0]
+        ... )
+        >>> curve = deletion_curve(Brightness(), sample, torch.rand(4, 4), steps=4)
+        >>> curve.probabilities.tolist()
+        [1.0, 0.75, 0.5, 0.25, 0.0]
     """
-    return _curve(
-        "deletion", wrapper, sample, attribution, steps, feature_mask, baseline, show_progress
-    )
+    options = (steps, feature_mask, baselines, protocol, show_progress)
+    return _curve("deletion", wrapper, sample, attribution, *options)
 
 
 # -- token selections --------------------------------------------------------------------------
+@renamed_baseline_keyword
 def sensitive_tokens(
     wrapper: Any,
     sample: Any,
     *,
-    baseline: Baseline = 0.0,
+    baselines: Baselines = 0.0,
     threshold: float = SENSITIVITY_THRESHOLD,
+    rule: SensitivityRule = "signed",
 ) -> torch.Tensor:
     r"""Target tokens whose probability depends on the image (the protocol's sensitive tokens).
 
@@ -532,10 +527,13 @@ def sensitive_tokens(
     Args:
         wrapper (MLLMForwardWrapper): the forward function.
         sample (PreparedSample): the prompt, answer and target tokens.
-        baseline (float or Tensor): value of masked pixels (see :func:`insertion_curve`).
+        baselines (float or Tensor): value of masked pixels (see :func:`insertion_curve`).
             Default: 0.0.
-        threshold (float): a token is sensitive if ``|p(full) - p(baseline)| > threshold``
-            (strictly). Default: 0.2.
+        threshold (float): a token is sensitive if its probability changes by strictly more
+            than this. Default: 0.2.
+        rule (str): ``"signed"`` (default, the authors' rule): ``p(full) − p(masked) >
+            threshold``, only tokens that the image supports; ``"absolute"``:
+            ``|p(full) − p(masked)| > threshold``.
 
     Returns:
         BoolTensor: ``(T,)``, one flag per target token. All ``False`` means no token is sensitive;
@@ -543,22 +541,37 @@ def sensitive_tokens(
 
     Examples::
 
-        >>> from PIL import Image
-        >>> from captum_eagle import MLLMForwardWrapper
+        >>> import torch
+        >>> from types import SimpleNamespace
         >>> from captum_eagle.metrics import sensitive_tokens
-        >>> from captum_eagle.testing import tiny_model
-        >>> wrapper = MLLMForwardWrapper(*tiny_model("llava"))
-        >>> sample = wrapper.prepare(Image.new("RGB", (32, 32)), "describe the image .", "a cat")
-        >>> sensitive_tokens(wrapper, sample).tolist()  # a random model barely looks
-        [False, False]
+        >>> class Toy:  # token 0 reads the image, token 1 ignores it
+        ...     def token_probabilities(self, images, sample):
+        ...         brightness = images.mean(dim=(1, 2, 3))
+        ...         return torch.stack([brightness, torch.full_like(brightness, 0.5)], dim=1)
+        >>> sensitive_tokens(Toy(), SimpleNamespace(image=torch.ones(1, 3, 4, 4))).tolist()
+        [True, False]
     """
-    if threshold < 0:
-        raise ValueError(f"threshold must be >= 0; got {threshold}.")
+    _check_sensitivity(threshold, rule)
     image = sample.image.detach().cpu()
-    images = torch.cat([image, _baseline_image(baseline, image)], dim=0)
+    images = torch.cat([image, baseline_image(baselines, image)], dim=0)
     with torch.no_grad():
         probabilities = wrapper.token_probabilities(images, sample).detach().float().cpu()
-    return (probabilities[0] - probabilities[1]).abs() > threshold
+    return _is_sensitive(probabilities[0], probabilities[1], threshold, rule)
+
+
+def _check_sensitivity(threshold: float, rule: str) -> None:
+    if rule not in SENSITIVITY_RULES:
+        raise ValueError(f"rule must be one of {SENSITIVITY_RULES}; got {rule!r}.")
+    if threshold < 0:
+        raise ValueError(f"threshold must be >= 0; got {threshold}.")
+
+
+def _is_sensitive(
+    full: torch.Tensor, masked: torch.Tensor, threshold: float, rule: str
+) -> torch.Tensor:
+    _check_sensitivity(threshold, rule)
+    change = full - masked
+    return (change if rule == "signed" else change.abs()) > threshold
 
 
 def word_curves(curve: Curve, sample: Any) -> list[tuple[str, Curve]]:
@@ -668,6 +681,90 @@ def average_auc(curves: Iterable[Curve] | Curve) -> float:
     return _defined([curve.auc for curve in curves])
 
 
+# -- hallucination mitigation ------------------------------------------------------------------
+CORRECTION_UNITS = ("area", "regions")
+"""What AMCR and CSR measure the removal in: image ``"area"`` fraction (the authors' unit) or
+fraction of ``"regions"``."""
+
+
+def _removed_fractions(results: Iterable[Any], by: str) -> list[float | None]:
+    if by not in CORRECTION_UNITS:
+        raise ValueError(f"by must be one of {CORRECTION_UNITS}; got {by!r}.")
+    values: list[float | None] = []
+    for item in results:
+        if item is None:
+            values.append(None)
+        elif hasattr(item, "corrected"):  # a captum_eagle.hallucination.HallucinationResult
+            removed = item.area_removed if by == "area" else item.fraction_removed
+            values.append(removed if item.corrected else None)
+        else:
+            value = float(item)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"A removed fraction must lie in [0, 1]; got {value}.")
+            values.append(value)
+    if not values:
+        raise ValueError("No cases given; pass at least one HallucinationResult or fraction.")
+    return values
+
+
+def amcr(results: Iterable[Any], *, by: str = "area") -> float:
+    r"""Average Minimum Correction Ratio: mean fraction removed when the answer first turned
+    correct (lower is better).
+
+    Cases never corrected count as 1.0. A case that only the fully blank image would correct
+    (all ``N`` regions removed) is not corrected: removals ``0 … N − 1`` are tried, as in the
+    authors' protocol (:func:`~captum_eagle.hallucination.mitigate` stops at ``N − 1``).
+
+    Args:
+        results: :class:`~captum_eagle.hallucination.HallucinationResult` objects, or removed
+            fractions in ``[0, 1]`` (in the unit you chose) with ``None`` for a case that was
+            never corrected.
+        by (str): ``"area"`` (default, the authors' unit): fraction of the image area removed;
+            ``"regions"``: fraction of the regions removed (report it as a second column). Plain
+            fractions are taken as given.
+
+    Returns:
+        float
+
+    Examples::
+
+        >>> from captum_eagle.metrics import amcr
+        >>> amcr([0.05, 0.1, None])
+        0.3833333333333333
+    """
+    values = _removed_fractions(results, by)
+    return sum(1.0 if value is None else value for value in values) / len(values)
+
+
+def csr(results: Iterable[Any], threshold: float = 0.10, *, by: str = "area") -> float:
+    r"""Correction Success Rate: share of ALL cases corrected with at most ``threshold`` removed
+    (higher is better).
+
+    Uncorrected cases stay in the denominator. (The authors' code drops them, which inflates the
+    rate; we do not.) As in :func:`amcr`, a flip on the fully blank image is no correction.
+
+    Args:
+        results: :class:`~captum_eagle.hallucination.HallucinationResult` objects, or removed
+            fractions with ``None`` for a case that was never corrected.
+        threshold (float): the largest removed fraction that counts. Default: 0.10.
+        by (str): ``"area"`` (default) or ``"regions"``, as in :func:`amcr`.
+
+    Returns:
+        float
+
+    Examples::
+
+        >>> from captum_eagle.metrics import csr
+        >>> csr([0.05, 0.1, 0.5, None])
+        0.5
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must lie in [0, 1]; got {threshold}.")
+    values = _removed_fractions(results, by)
+    hits = sum(1 for value in values if value is not None and value <= threshold + 1e-12)
+    return hits / len(values)
+
+
 # -- pointing game -----------------------------------------------------------------------------
 def _object_region(
     size: tuple[int, int],
@@ -696,25 +793,7 @@ def _object_region(
         if not region.any():
             raise ValueError("The object mask is empty; the object has no pixel in this image.")
         return region
-    values = [float(v) for v in (box.tolist() if isinstance(box, torch.Tensor) else box)]
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"box must be 4 finite numbers (x0, y0, x1, y1); got {box!r}.")
-    x0, y0 = math.floor(values[0]), math.floor(values[1])
-    x1, y1 = math.ceil(values[2]), math.ceil(values[3])
-    if x1 <= x0 or y1 <= y0:
-        raise ValueError(
-            f"The box {tuple(values)} is empty; boxes are (x0, y0, x1, y1) with x0 < x1 and "
-            "y0 < y1 (x1, y1 exclusive)."
-        )
-    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-        raise ValueError(
-            f"The box {tuple(values)} does not lie inside the {width}×{height} (W×H) map; give "
-            "pixel coordinates of sample.image (scale boxes of the original image to the model's "
-            "input size)."
-        )
-    region = torch.zeros(height, width, dtype=torch.bool)
-    region[y0:y1, x0:x1] = True
-    return region
+    return box_mask(box, size)
 
 
 def pointing_game(
@@ -732,8 +811,8 @@ def pointing_game(
         box (sequence of 4 numbers, optional): box level: ``(x0, y0, x1, y1)`` in pixel
             coordinates of the map, ``x`` = column, ``y`` = row; ``x0, y0`` inclusive, ``x1, y1``
             exclusive (so the box covers ``map[y0:y1, x0:x1]``). Fractional coordinates are widened
-            to the pixels they touch (floor of ``x0, y0``, ceil of ``x1, y1``). Must be non-empty
-            and inside the map.
+            to the pixels they touch (floor of ``x0, y0``, ceil of ``x1, y1``) and the box is
+            clamped to the map. Must be non-empty and overlap the map.
         mask (Tensor or ndarray, optional): mask level: ``(H, W)`` boolean object mask.
             Give exactly one of ``box`` and ``mask``.
 
@@ -751,7 +830,7 @@ def pointing_game(
         >>> pointing_game(attribution, box=(0, 0, 2, 2))
         PointingResult(hit=True, tie_aware=0.5)
     """
-    scores = _pixel_scores(attribution)
+    scores = pixel_scores(attribution)
     region = _object_region(tuple(scores.shape), box, mask)
     maxima = scores == scores.max()
     inside = int((maxima & region).sum())

@@ -14,15 +14,14 @@ their images too: tied candidates get bit-identical scores whatever batch they w
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
-from numbers import Real
 from time import perf_counter
 
 import torch
 
 from captum_eagle.batching import AutoBatchSize
+from captum_eagle.maps import baseline_image, check_baselines
 from captum_eagle.masks import FeatureMask
 from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample
 
@@ -139,7 +138,7 @@ class SubsetScorer:
             )
         device = wrapper.device
         self.image = image.detach().to(device, torch.float32)
-        self.baseline = _baseline_image(baselines, self.image)
+        self.baseline = baseline_image(baselines, self.image)
         self.pixel_region = feature_mask.mask.to(device).flatten()
         self.forwards = 0
         same = (self.image == self.baseline).all(dim=1).flatten()
@@ -302,62 +301,7 @@ def check_batch_size(batch_size: object, name: str = "batch_size") -> None:
         raise ValueError(f"{message}.")
 
 
-def check_baselines(baselines: object) -> None:
-    r"""Raise unless ``baselines`` is a finite number or float tensor in ``[0, 1]`` pixel space.
-
-    Whether a tensor broadcasts to the image is checked when the baseline image is built.
-
-    Examples::
-
-        >>> check_baselines(0.5)
-        >>> check_baselines(128)
-        Traceback (most recent call last):
-        ...
-        ValueError: baselines must lie in [0, 1] pixel space; got 128. Divide 0-255 values by 255.
-    """
-    if isinstance(baselines, bool) or not isinstance(baselines, Real | torch.Tensor):
-        raise TypeError(
-            "baselines must be a number or a tensor in [0, 1] pixel space; got "
-            f"{type(baselines).__name__}."
-        )
-    if isinstance(baselines, torch.Tensor):
-        if not baselines.is_floating_point():
-            raise TypeError(
-                f"baselines must be a float tensor in [0, 1]; got {baselines.dtype}. Divide "
-                "0-255 values by 255."
-            )
-        finite = bool(torch.isfinite(baselines).all())
-        low, high = (baselines.min().item(), baselines.max().item()) if finite else (0, 0)
-    else:
-        finite = math.isfinite(baselines)
-        low = high = baselines
-    if not finite:
-        raise ValueError("baselines contain NaN or infinite values; pass values in [0, 1].")
-    if low < 0 or high > 1:
-        shown = baselines if not isinstance(baselines, torch.Tensor) else f"[{low:.3g}, {high:.3g}]"
-        raise ValueError(
-            f"baselines must lie in [0, 1] pixel space; got {shown}. Divide 0-255 values by 255."
-        )
-
-
 def _auto_batch(batch_size: int | str | AutoBatchSize | None) -> AutoBatchSize | None:
     if isinstance(batch_size, AutoBatchSize):
         return batch_size
     return AutoBatchSize() if batch_size == "auto" else None
-
-
-def _baseline_image(baseline: float | torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    if isinstance(baseline, Real):
-        return torch.full_like(image, float(baseline))
-    if not isinstance(baseline, torch.Tensor):
-        raise TypeError(f"baselines must be a number or a tensor; got {type(baseline).__name__}.")
-    tensor = baseline.to(image.device, image.dtype)
-    if tensor.ndim == 3:
-        tensor = tensor[None]
-    try:
-        return torch.broadcast_to(tensor, image.shape).contiguous()
-    except RuntimeError as error:
-        raise ValueError(
-            f"baselines of shape {tuple(baseline.shape)} do not broadcast to the image "
-            f"{tuple(image.shape)}."
-        ) from error

@@ -28,6 +28,8 @@ from matplotlib.patches import Patch
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
+from captum_eagle.maps import cumulative_area, pixel_scores
+
 if TYPE_CHECKING:
     from captum_eagle.attribution import EagleResult
     from captum_eagle.metrics import Curve
@@ -38,6 +40,7 @@ __all__ = [
     "OKABE_ITO",
     "PERCEPTION_COLOUR",
     "plot_attribution",
+    "plot_curve",
     "plot_curves",
     "plot_explanation",
     "plot_hallucination",
@@ -93,32 +96,6 @@ def _image_hwc(image: ImageInput) -> np.ndarray:
         f"Unsupported image type {type(image).__name__}; pass a (1, 3, H, W) tensor in [0, 1] "
         "(e.g. sample.image), an (H, W, 3) array or a PIL image."
     )
-
-
-def _map_hwc(attribution: torch.Tensor | np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """An attribution map as an ``(H, W, C)`` float array (``C`` = 1 or 3) of the image's size."""
-    array = (
-        attribution.detach().float().cpu().numpy()
-        if isinstance(attribution, torch.Tensor)
-        else np.asarray(attribution, dtype=np.float32)
-    )
-    if array.ndim == 4 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim == 2:
-        array = array[None]
-    if array.ndim != 3 or array.shape[0] not in (1, 3):
-        raise ValueError(
-            "An attribution must be (1, C, H, W), (C, H, W) or (H, W) with C = 1 or 3; "
-            f"got {tuple(attribution.shape)}."
-        )
-    if tuple(array.shape[1:]) != size:
-        raise ValueError(
-            f"The attribution is {tuple(array.shape[1:])} but the image is {size}; attribute "
-            "sample.image and plot it with the same sample.image."
-        )
-    if not np.isfinite(array).all():
-        raise ValueError("The attribution contains NaN or infinite values.")
-    return np.transpose(array, (1, 2, 0))
 
 
 def _labels_hw(mask: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -235,7 +212,8 @@ def plot_attribution(
         2
     """
     picture = _image_hwc(image)
-    array = _map_hwc(attribution, picture.shape[:2])
+    # Channels summed here, as visualize_image_attr would do itself.
+    array = pixel_scores(attribution, picture.shape[:2]).float().numpy()[..., None]
     fig, ax = _axes_or_new(ax, (3.2, 3.2), show)
     if cmap is None:
         cmap = _SIGNED_CMAP if sign == "all" else _MAP_CMAP
@@ -388,27 +366,80 @@ def plot_curves(
             if curve.kind != kind:
                 continue
             colour = _CURVE_COLOURS[names.index(_method_name(label)) % len(_CURVE_COLOURS)]
-            ax.plot(
-                curve.fractions.numpy(),
-                curve.probabilities.numpy(),
-                color=colour,
-                lw=2,
-                label=f"{label} (AUC {curve.auc:.3f})",
-            )
+            _draw_curve(ax, curve, f"{label} (AUC {curve.auc:.3f})", colour)
         better = "higher" if kind == "insertion" else "lower"
         ax.set_title(f"{kind} ({better} AUC is better)", fontsize=_FONT)
-        ax.set_xlabel(
-            f"{'inserted' if kind == 'insertion' else 'deleted'} area fraction", fontsize=_FONT
-        )
-        ax.set_ylabel("mean target-token probability", fontsize=_FONT)
-        ax.set_xlim(0, 1)
-        _probability_limits(ax)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=_FONT - 2, loc="best")
+        _curve_axes(ax, kind)
     if title:
         fig.suptitle(title, fontsize=_FONT + 1)
     _finish(show)
     return fig, panels
+
+
+def plot_curve(
+    curve: Curve,
+    ax: Axes | None = None,
+    *,
+    label: str | None = None,
+    tokens: bool = False,
+    show: bool = False,
+) -> tuple[Figure, Axes]:
+    r"""One insertion or deletion curve (:class:`captum_eagle.metrics.Curve`), optionally with
+    each target token's own probability.
+
+    Args:
+        curve (Curve): from :func:`~captum_eagle.metrics.insertion_curve` or
+            :func:`~captum_eagle.metrics.deletion_curve`.
+        ax (Axes, optional): where to draw. Default: a new figure.
+        label (str, optional): legend label of the mean curve. Default: ``"<kind> (AUC …)"``.
+        tokens (bool): also draw each token's probability as a thin line. Default: False.
+        show (bool): call ``plt.show()``. Default: False.
+
+    Returns:
+        ``(fig, ax)``.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_eagle.metrics import Curve
+        >>> from captum_eagle.viz import plot_curve
+        >>> probabilities = torch.tensor([[0.9, 0.5], [0.1, 0.5]])
+        >>> curve = Curve("deletion", torch.tensor([0.0, 1.0]), probabilities, ["cat", " is"],
+        ...               torch.tensor([0, 1]))
+        >>> fig, ax = plot_curve(curve, tokens=True)
+        >>> len(ax.lines), ax.get_xlabel()
+        (3, 'deleted area fraction')
+    """
+    fig, ax = _axes_or_new(ax, (4.0, 3.0), show)
+    if tokens:
+        for column, token in enumerate(curve.target_tokens):
+            ax.plot(
+                curve.fractions.numpy(),
+                curve.token_probabilities[:, column].numpy(),
+                lw=0.7,
+                alpha=0.6,
+                label=repr(token.strip()),
+            )
+    _draw_curve(ax, curve, label or f"{curve.kind} (AUC {curve.auc:.3f})", _CURVE_COLOURS[0])
+    _curve_axes(ax, curve.kind)
+    _finish(show)
+    return fig, ax
+
+
+def _draw_curve(ax: Axes, curve: Curve, label: str, colour: str) -> None:
+    ax.plot(curve.fractions.numpy(), curve.probabilities.numpy(), color=colour, lw=2, label=label)
+
+
+def _curve_axes(ax: Axes, kind: str) -> None:
+    """Labels, limits, grid and legend of a panel of ``kind`` curves over the area fraction."""
+    ax.set_xlabel(
+        f"{'inserted' if kind == 'insertion' else 'deleted'} area fraction", fontsize=_FONT
+    )
+    ax.set_ylabel("mean target-token probability", fontsize=_FONT)
+    ax.set_xlim(0, 1)
+    _probability_limits(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=_FONT - 2, loc="best")
 
 
 def _probability_limits(ax: Axes) -> None:
@@ -431,9 +462,8 @@ def _region_fractions(result: EagleResult, x: str) -> np.ndarray:
     if x == "regions":
         return np.arange(n + 1) / n
     if x == "area":
-        areas = torch.bincount(result.feature_mask.flatten(), minlength=n).double()
-        inserted = torch.cumsum(areas[result.order], dim=0) / areas.sum()
-        return np.concatenate([[0.0], inserted.numpy()])
+        areas = torch.bincount(result.feature_mask.flatten(), minlength=n)
+        return cumulative_area(areas[result.order]).numpy()
     raise ValueError(f"x must be 'regions' or 'area'; got {x!r}.")
 
 
@@ -475,7 +505,8 @@ def plot_token_influence(
 
     Args:
         result (EagleResult): from :meth:`EagleAttribution.explain`.
-        variant (str): ``"above_min"`` (the paper's Eq. 5, default) or ``"below_max"``.
+        variant (str): ``"above_min"`` (default, the authors' area rule), ``"below_max"`` or
+            ``"equal_steps"`` (see :mod:`captum_eagle.influence`).
         ax (Axes, optional): where to draw. Default: a new figure.
         threshold (float): normalised influence from which a token counts as perception-driven.
             Default: 0.5.

@@ -19,7 +19,6 @@ from PIL import Image
 
 from captum_eagle import EagleAttribution, EagleResult, FeatureMask
 from captum_eagle.attribution import saliency_from_gains
-from captum_eagle.influence import token_influence
 from captum_eagle.search import EarlyStop, StochasticGreedy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,14 +98,19 @@ def test_saliency_walk_on_known_gains() -> None:
 
 
 def test_influence_matches_direct_computation(result) -> None:
-    curves = result.trajectories[:, 1:]
-    n = curves.shape[1]
-    above = torch.stack([(c - c.min()).sum() / n for c in curves])
-    below = torch.stack([(c.max() - c).sum() / n for c in curves])
+    # The authors' rule: the empty image first, x = cumulative region area in insertion order.
+    curves = result.trajectories.double()
+    areas = result.feature_mask.flatten().bincount()[result.order].double()
+    x = torch.cat([torch.zeros(1, dtype=torch.float64), areas.cumsum(0) / areas.sum()])
+    auc = torch.trapezoid(curves, x, dim=1)
+    above = (auc - curves.min(dim=1).values).float()
+    below = (curves.max(dim=1).values - auc).float()
     torch.testing.assert_close(result.influence_area["above_min"], above)
     torch.testing.assert_close(result.influence_area["below_max"], below)
     torch.testing.assert_close(result.influence["above_min"], above / above.max())
-    torch.testing.assert_close(token_influence(curves, "below_max"), below / below.max())
+    inserted = result.trajectories[:, 1:]
+    equal = (inserted - inserted.min(dim=1, keepdim=True).values).mean(dim=1)
+    torch.testing.assert_close(result.influence_area["equal_steps"], equal)
 
 
 def test_result_curves_are_consistent(result, sample, wrapper) -> None:

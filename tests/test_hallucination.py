@@ -125,9 +125,34 @@ def test_metrics_on_results():
     assert amcr(results) == pytest.approx((1 / 16 + 2 / 16 + 1.0 + 0.5) / 4)
     assert csr(results) == pytest.approx(0.25)
     assert csr(results, threshold=0.25) == pytest.approx(0.5)
-    # A case corrected only after removing everything is not the same as never corrected.
-    assert csr([_result(16)], threshold=1.0) == 1.0
+    # A case that only the fully blank image corrects is not corrected (removals 0 .. N - 1).
+    blank_only = _result(16)
+    assert not blank_only.corrected and blank_only.fraction_removed == 1.0
+    assert blank_only.area_removed == 1.0 and blank_only.removed_regions == list(range(16))
+    assert csr([blank_only], threshold=1.0) == 0.0 and amcr([blank_only]) == 1.0
+    assert csr([_result(15)], threshold=1.0) == 1.0
     assert csr([_result(None)], threshold=1.0) == 0.0
+
+
+def test_amcr_and_csr_measure_area_by_default():
+    # Regions of 8, 8 and 48 pixels; the big one is removed first and fixes the answer.
+    labels = torch.full((8, 8), 2)
+    labels[0] = 0
+    labels[1] = 1
+    big_first = _result(1, n_regions=3)
+    big_first.feature_mask = labels[None, None]
+    big_first.removal_order = torch.tensor([2, 0, 1])
+    small_first = _result(1, n_regions=3)
+    small_first.feature_mask = labels[None, None]
+    small_first.removal_order = torch.tensor([0, 2, 1])
+    assert big_first.area_removed == 0.75 and small_first.area_removed == 0.125
+    assert big_first.fraction_removed == small_first.fraction_removed == pytest.approx(1 / 3)
+    assert amcr([big_first, small_first]) == pytest.approx((0.75 + 0.125) / 2)
+    assert amcr([big_first, small_first], by="regions") == pytest.approx(1 / 3)
+    assert csr([big_first, small_first], threshold=0.2) == 0.5
+    assert csr([big_first, small_first], threshold=0.2, by="regions") == 0.0
+    with pytest.raises(ValueError, match="by must be one of"):
+        amcr([big_first], by="pixels")
 
 
 def test_metric_errors():
@@ -200,8 +225,16 @@ def test_mitigation_without_flip_removes_everything(llava, case, grid, monkeypat
     assert not result.corrected
     assert result.fraction_removed == 1.0
     assert result.removed_regions == list(range(16))
-    assert fake.calls == [5, 5, 5, 1]
-    assert len(result.answers) == 17
+    assert fake.calls == [5, 5, 5]  # removals 1 .. 15: the blank image is not tried
+    assert len(result.answers) == 16
+    assert result.probabilities.shape == (17,)  # the curve still ends on the blank image
+
+
+def test_a_flip_on_the_blank_image_only_is_not_a_correction(llava, case, grid, monkeypatch):
+    monkeypatch.setattr(llava, "generate", _FlipsAfter(16, region_area=64))
+    result = mitigate(llava, case, grid, removal_order=list(range(16)), generate_batch_size=4)
+    assert result.flip_point is None and not result.corrected
+    assert result.area_removed == 1.0
 
 
 def test_mitigation_accepts_any_attribution_map(llava, case, grid, monkeypatch):
@@ -295,3 +328,25 @@ def test_shapes_model_hallucination_is_fixed_by_removing_its_distractor():
     assert result.probabilities[result.flip_point] > result.probabilities[0]
     first = result.feature_mask[0, 0] == result.removal_order[0]
     assert (first & cause).sum() >= 0.25 * first.sum()
+
+
+# -- names that moved --------------------------------------------------------------------------
+def test_moved_names_warn_and_still_work(llava, case, grid, monkeypatch):
+    import captum_eagle.hallucination as hallucination
+    from captum_eagle import metrics
+
+    with pytest.warns(DeprecationWarning, match=r"moved to captum_eagle\.metrics\.amcr"):
+        assert hallucination.amcr is metrics.amcr
+    with pytest.warns(DeprecationWarning, match=r"captum_eagle\.metrics\.csr"):
+        assert hallucination.csr is metrics.csr
+    with pytest.raises(AttributeError, match="no attribute 'cmar'"):
+        hallucination.cmar  # noqa: B018
+    with pytest.warns(DeprecationWarning, match="region_order_from_map is deprecated"):
+        region_order_from_map(torch.zeros(4, 4), FeatureMask.grid((4, 4), 2, 2))
+    monkeypatch.setattr(llava, "generate", _FlipsAfter(None, region_area=64))
+    with pytest.warns(DeprecationWarning, match=r"mitigate\(baseline=...\) is deprecated"):
+        old = mitigate(llava, case, grid, removal_order=range(16), baseline=0.5)
+    new = mitigate(llava, case, grid, removal_order=range(16), baselines=0.5)
+    assert torch.equal(old.probabilities, new.probabilities)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        mitigate(llava, case, grid, removal_order=range(16), baselines=255)

@@ -14,8 +14,10 @@ from captum_eagle import FeatureMask, MLLMForwardWrapper
 from captum_eagle.metrics import (
     Curve,
     PointingResult,
+    amcr,
     average_auc,
     average_highest_score,
+    csr,
     deletion_curve,
     insertion_curve,
     pointing_game,
@@ -141,13 +143,48 @@ def test_default_steps_follow_the_feature_mask(fake, fake_sample) -> None:
 
 def test_baseline_value_and_progress(fake, fake_sample) -> None:
     curve = insertion_curve(
-        fake, fake_sample, object_map(), steps=2, baseline=0.5, show_progress=True
+        fake, fake_sample, object_map(), steps=2, baselines=0.5, show_progress=True
     )
     assert curve.baseline_probabilities[0] == pytest.approx(0.5)
     assert curve.full_image_probabilities[0] == pytest.approx(1.0)
     colour = torch.tensor([0.0, 1.0, 1.0]).view(1, 3, 1, 1)
-    curve = deletion_curve(fake, fake_sample, object_map(), steps=2, baseline=colour)
+    curve = deletion_curve(fake, fake_sample, object_map(), steps=2, baselines=colour)
     assert curve.baseline_probabilities[0] == pytest.approx(0.0)
+
+
+# -- the paper's protocol ---------------------------------------------------------------------
+def test_paper_protocol_scores_eagle_on_its_own_trajectory(fake, fake_sample) -> None:
+    labels = torch.zeros(SIZE, SIZE, dtype=torch.long)  # region 0: columns 0-3, half the image
+    labels[:, 4:] = 1  # region 1: columns 4-5, a quarter
+    labels[:, 6:] = 2  # region 2: columns 6-7, a quarter
+    result = SimpleNamespace(  # what EagleResult offers
+        order=torch.tensor([2, 0, 1]),
+        feature_mask=labels[None, None],
+        trajectories=torch.tensor([[0.0, 0.7, 0.8, 1.0], [0.5] * 4, [0.2, 0.3, 0.4, 0.5]]),
+        removal_trajectories=torch.tensor([[1.0, 0.4, 0.1, 0.0], [0.5] * 4, [0.5, 0.4, 0.3, 0.2]]),
+        target_tokens=list(fake_sample.target_tokens),
+    )
+    insertion = insertion_curve(fake, fake_sample, result, protocol="paper")
+    deletion = deletion_curve(fake, fake_sample, result, protocol="paper")
+    assert not fake.batches  # no forward: the search already scored these images
+    # x = cumulative superpixel area along the order: region 2 (16 px), 0 (32 px), 1 (16 px).
+    assert insertion.fractions.tolist() == [0.0, 0.25, 0.75, 1.0]
+    assert deletion.fractions.tolist() == [0.0, 0.25, 0.75, 1.0]
+    assert torch.equal(insertion.token_probabilities, result.trajectories.T)
+    assert torch.equal(deletion.token_probabilities, result.removal_trajectories.T)
+    assert insertion.restrict([0]).auc == pytest.approx(0.25 * 0.35 + 0.5 * 0.75 + 0.25 * 0.9)
+    with pytest.raises(ValueError, match="pass the sample the result was computed on"):
+        insertion_curve(fake, SimpleNamespace(target_tokens=["dog"]), result, protocol="paper")
+
+
+def test_paper_protocol_steps_pixel_maps_by_floor(fake, fake_sample) -> None:
+    attribution = torch.arange(SIZE * SIZE, dtype=torch.float32).view(SIZE, SIZE)
+    paper = insertion_curve(fake, fake_sample, attribution, steps=3, protocol="paper")
+    assert paper.fractions.tolist() == pytest.approx([0, 21 / 64, 42 / 64, 1])  # floor(k·64/3)
+    pixels = insertion_curve(fake, fake_sample, attribution, steps=3)
+    assert pixels.fractions.tolist() == pytest.approx([0, 21 / 64, 43 / 64, 1])  # round
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        deletion_curve(fake, fake_sample, attribution, protocol="authors")
 
 
 # -- sensitive tokens ---------------------------------------------------------------------------
@@ -161,6 +198,46 @@ def test_sensitive_tokens_on_a_constructed_case(fake, fake_sample) -> None:
     assert only_cat.target_tokens == ["cat"] and only_cat.auc == pytest.approx(0.875)
     given = curve.sensitive(sensitive_tokens(fake, fake_sample, threshold=0.25))
     assert torch.equal(given.token_probabilities, only_cat.token_probabilities)
+
+
+def test_signed_rule_keeps_only_tokens_the_image_supports() -> None:
+    # "dog" rises 0.1 -> 0.9 as the image is inserted; "blank" falls 0.8 -> 0.3 (the image
+    # suppresses it: blacked out it reads 0.8, on the full image 0.3); "is" moves by 0.1 only.
+    curve = Curve(
+        "insertion",
+        fractions=torch.tensor([0.0, 0.5, 1.0]),
+        token_probabilities=torch.tensor([[0.1, 0.8, 0.5], [0.5, 0.6, 0.55], [0.9, 0.3, 0.6]]),
+        target_tokens=["dog", " blank", " is"],
+        target_indices=torch.tensor([0, 1, 2]),
+    )
+    assert curve.sensitive().target_tokens == ["dog"]
+    assert curve.sensitive(rule="signed").target_tokens == ["dog"]
+    assert curve.sensitive(rule="absolute").target_tokens == ["dog", " blank"]
+    # A deletion curve reads its end points the other way round: same selection.
+    deletion = Curve(
+        "deletion",
+        curve.fractions,
+        curve.token_probabilities.flip(0),
+        curve.target_tokens,
+        curve.target_indices,
+    )
+    assert deletion.sensitive().target_tokens == ["dog"]
+    assert deletion.sensitive(rule="absolute").target_tokens == ["dog", " blank"]
+    with pytest.raises(ValueError, match="rule must be one of"):
+        curve.sensitive(rule="abs")
+
+
+def test_sensitive_tokens_rule_on_a_suppressed_token() -> None:
+    class Suppressed:  # token 0 reads 0.3 on the full image and 0.8 blacked out
+        def token_probabilities(self, images, sample):
+            brightness = images.mean(dim=(1, 2, 3))
+            return (0.8 - 0.5 * brightness)[:, None]
+
+    sample = SimpleNamespace(image=torch.ones(1, 3, SIZE, SIZE))
+    assert sensitive_tokens(Suppressed(), sample).tolist() == [False]
+    assert sensitive_tokens(Suppressed(), sample, rule="absolute").tolist() == [True]
+    with pytest.raises(ValueError, match="rule must be one of"):
+        sensitive_tokens(Suppressed(), sample, rule="both")
 
 
 def test_no_sensitive_token_gives_nan_and_is_left_out_of_averages(fake, fake_sample) -> None:
@@ -222,8 +299,9 @@ def test_curves_end_to_end(llava, llava_sample) -> None:
         torch.testing.assert_close(deletion.token_probabilities[0], full, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(deletion.token_probabilities[-1], black, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(
-        sensitive_tokens(llava, sample, threshold=0.0), (full - black).abs() > 0
+        sensitive_tokens(llava, sample, threshold=0.0, rule="absolute"), (full - black).abs() > 0
     )
+    torch.testing.assert_close(sensitive_tokens(llava, sample, threshold=0.0), full - black > 0)
 
 
 def test_curve_end_points_in_every_family(wrapper, sample) -> None:
@@ -301,6 +379,19 @@ def test_pointing_game_box_convention_and_channels() -> None:
     assert pointing_game(attribution, box=torch.tensor([6, 1, 7, 2])).hit
 
 
+def test_pointing_game_clamps_boxes_to_the_map() -> None:
+    big = torch.zeros(32, 32)
+    big[31, 31] = 1.0  # the maximum sits in the corner pixel
+    assert pointing_game(big, box=(0, 0, 32.000001, 32)).hit
+    assert pointing_game(big, box=(-1e-9, -1e-9, 32, 32)) == PointingResult(True, 1.0)
+    # A box reaching past the border covers the border pixels only.
+    corner = pointing_game(big, box=(30, 30, 40, 40))
+    assert corner == PointingResult(True, 1.0)
+    assert not pointing_game(big, box=(-5, -5, 31, 31)).hit
+    with pytest.raises(ValueError, match="does not lie inside"):
+        pointing_game(big, box=(32, 0, 40, 8))
+
+
 # -- bad input ---------------------------------------------------------------------------------
 def test_bad_maps_and_steps_raise(fake, fake_sample) -> None:
     with pytest.raises(ValueError, match=r"is \(7, 8\).*attribute sample.image"):
@@ -320,7 +411,7 @@ def test_bad_maps_and_steps_raise(fake, fake_sample) -> None:
             fake, fake_sample, object_map(), feature_mask=FeatureMask.grid((4, 4), 2, 2)
         )
     with pytest.raises(ValueError, match="does not broadcast"):
-        insertion_curve(fake, fake_sample, object_map(), baseline=torch.zeros(2, 3, 1, 1))
+        insertion_curve(fake, fake_sample, object_map(), baselines=torch.zeros(2, 3, 1, 1))
     assert not fake.batches  # all checked before any forward
 
 
@@ -331,7 +422,7 @@ def test_bad_objects_raise() -> None:
     with pytest.raises(ValueError, match="does not lie inside"):
         pointing_game(attribution, box=(10, 10, 12, 12))
     with pytest.raises(ValueError, match="does not lie inside"):
-        pointing_game(attribution, box=(4, 4, 9, 8))
+        pointing_game(attribution, box=(-3, 0, 0, 4))  # touches no pixel of the map
     with pytest.raises(ValueError, match="4 finite numbers"):
         pointing_game(attribution, box=(0, 0, 2))
     with pytest.raises(ValueError, match="mask is empty"):
@@ -357,3 +448,15 @@ def test_bad_summaries_raise(fake, fake_sample) -> None:
         curve.restrict([5])
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         curve.restrict(torch.tensor([True, False]))
+
+
+# -- hallucination mitigation summaries --------------------------------------------------------
+def test_amcr_and_csr_on_removed_fractions() -> None:
+    fractions = [0.0625, 0.125, None, 0.03125]
+    assert amcr(fractions) == pytest.approx((0.0625 + 0.125 + 1.0 + 0.03125) / 4)
+    assert csr(fractions) == pytest.approx(2 / 4)
+    assert csr(fractions, threshold=0.25) == pytest.approx(3 / 4)
+    with pytest.raises(ValueError, match="No cases"):
+        amcr([])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        csr([1.5])

@@ -17,6 +17,7 @@ from captum_eagle.viz import (
     LANGUAGE_PRIOR_COLOUR,
     PERCEPTION_COLOUR,
     plot_attribution,
+    plot_curve,
     plot_curves,
     plot_explanation,
     plot_hallucination,
@@ -217,3 +218,14 @@ def test_show_true_calls_pyplot_show_once(explained, show_spy: ShowSpy) -> None:
     show_spy.allowed = True
     fig, _ = plot_token_influence(result, show=True)
     assert show_spy.calls == 1 and plt.get_fignums() == [fig.number]
+
+
+def test_plot_curve_draws_one_curve_and_its_tokens(explained) -> None:
+    wrapper, sample, mask, result = explained
+    curve = insertion_curve(wrapper, sample, result.attribution_map(), feature_mask=mask)
+    _, ax = plot_curve(curve, tokens=True)
+    assert len(ax.lines) == curve.n_tokens + 1
+    np.testing.assert_allclose(ax.lines[-1].get_ydata(), curve.probabilities.numpy())
+    assert ax.get_xlabel() == "inserted area fraction"
+    assert f"AUC {curve.auc:.3f}" in ax.get_legend().get_texts()[-1].get_text()
+    assert curve.plot(ax=ax) is ax and len(ax.lines) == curve.n_tokens + 2
