@@ -38,6 +38,7 @@ from transformers import (
 )
 
 from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper
+from captum_eagle.baselines import ForwardCounter
 from captum_eagle.search import get_search
 from captum_eagle.search.reference import naive_greedy
 from captum_eagle.testing import WORDS, tiny_model
@@ -202,7 +203,8 @@ def benchmark_model(name: str, model, processor, args: argparse.Namespace) -> li
     n = mask.n_regions
     _reset_peak(cuda)
     started = time.perf_counter()
-    reference = naive_greedy(wrapper, sample, mask, max_steps=args.naive_steps)
+    with ForwardCounter(wrapper) as counter:
+        naive_greedy(wrapper, sample, mask, max_steps=args.naive_steps)
     seconds = time.perf_counter() - started
     full = n * (n + 1)
     rows.append(
@@ -211,7 +213,7 @@ def benchmark_model(name: str, model, processor, args: argparse.Namespace) -> li
             f"naive (batch 1, {args.naive_steps} steps extrapolated)",
             "1",
             full,
-            seconds / reference.forwards * full,
+            seconds / counter.images * full,
             _peak(cuda),
         )
     )
@@ -219,15 +221,16 @@ def benchmark_model(name: str, model, processor, args: argparse.Namespace) -> li
     for search in args.searches:
         strategy = get_search(search)
         _reset_peak(cuda)
-        result = eagle.explain(
-            sample.image,
-            feature_mask=mask,
-            additional_forward_args=(sample,),
-            search=strategy,
-            batch_size=args.batch_size,
-        )
+        with ForwardCounter(wrapper) as counter:
+            result = eagle.explain(
+                sample.image,
+                feature_mask=mask,
+                additional_forward_args=(sample,),
+                search=strategy,
+                batch_size=args.batch_size,
+            )
         batch = str(args.batch_size) if args.batch_size != "auto" else "auto"
-        rows.append(Row(label, search, batch, result.forwards, result.seconds, _peak(cuda)))
+        rows.append(Row(label, search, batch, counter.images, result.seconds, _peak(cuda)))
         print("  " + " | ".join(rows[-1].cells()), flush=True)
     return rows
 
