@@ -474,3 +474,24 @@ def test_no_progress_hides_the_weights_loading_bar(
     assert transformers_logging.is_progress_bar_enabled() == enabled  # restored
     assert main([str(manifest), "--out", str(tmp_path / "shown"), *options]) == 0
     assert "Loading weights" in capfd.readouterr().err
+
+
+def test_old_runner_module_still_works_with_a_deprecation_warning() -> None:
+    import importlib
+
+    import captum_eagle.run as package
+
+    runner = importlib.import_module("captum_eagle.runner")
+    with pytest.warns(DeprecationWarning, match="use captum_eagle.run.run"):
+        assert runner.run is package.run
+    with pytest.warns(DeprecationWarning, match="captum_eagle.baselines"):
+        assert "lime" in runner.METHODS
+    with pytest.raises(AttributeError):
+        runner.no_such_name  # noqa: B018
+    done = subprocess.run(
+        [sys.executable, "-m", "captum_eagle.runner", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("usage: captum-eagle run")
