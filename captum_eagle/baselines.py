@@ -367,8 +367,9 @@ class ForwardCounter:
 
     def _count_images(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict) -> None:
         grid = kwargs.get("grid_thw")
-        pixels = args[0] if args else kwargs.get("pixel_values")
-        self.images += int((grid if grid is not None else pixels).shape[0])
+        pixels: torch.Tensor = args[0] if args else kwargs["pixel_values"]
+        rows: torch.Tensor = grid if grid is not None else pixels
+        self.images += int(rows.shape[0])
 
     def _count_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict) -> None:
         self.calls += 1

@@ -392,7 +392,7 @@ def explain(
         raise UnknownNameError("search strategy", search, list_searches())
     if batch_size is None:
         batch_size = DEFAULT_MODEL_BATCH_SIZE if model == "default" else "auto"
-    if batch_size != "auto" and batch_size < 1:
+    if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
         raise CommandError(f"--batch-size must be at least 1 (got {batch_size}).")
     for path in (out, json_out):
         if path is not None and not Path(path).parent.is_dir():
@@ -506,7 +506,7 @@ def _load_image(image: str | Path | None, seed: int, scene: str) -> tuple[Any, s
 def _load_model(model: str, prompt: str | None, batch_size: int | str) -> tuple[Any, str]:
     from captum_eagle.wrapper import MLLMForwardWrapper
 
-    options = {} if batch_size == "auto" else {"batch_size": batch_size}
+    options: dict[str, Any] = {} if batch_size == "auto" else {"batch_size": batch_size}
     if model == "default":
         from captum_eagle.zoo import DEFAULT_CAPTION_PROMPT, load_default_model
 

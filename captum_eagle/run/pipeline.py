@@ -114,7 +114,11 @@ def process(
         if explanation.eagle is not None
         else _region_order(attribution, mask)
     )
-    curve_args = {"steps": config.steps, "feature_mask": mask, "baseline": config.baseline}
+    curve_args: dict[str, Any] = {
+        "steps": config.steps,
+        "feature_mask": mask,
+        "baseline": config.baseline,
+    }
     insertion = insertion_curve(wrapper, sample, attribution, **curve_args)
     deletion = deletion_curve(wrapper, sample, attribution, **curve_args)
     sensitive_insertion, sensitive_deletion = insertion.sensitive(), deletion.sensitive()
@@ -211,7 +215,7 @@ def _hallucination(
         return None
     case = prepare_case(wrapper, image, entry.prompt, answer=sample.answer, correct=expected)
     batch_size = config.batch_size if isinstance(config.batch_size, int) else None
-    common = {"baseline": config.baseline, "generate_batch_size": batch_size}
+    common: dict[str, Any] = {"baseline": config.baseline, "generate_batch_size": batch_size}
     if config.method == "eagle":
         result = explain_hallucination(
             wrapper, case, mask, search=config.search, batch_size=batch_size, **common

@@ -245,6 +245,7 @@ def _run_shard(
             if line.entry is None:
                 record = {**base, "status": "error", "error": f"manifest line: {line.error}"}
             else:
+                assert wrapper is not None  # loaded whenever a line of the shard has an entry
                 try:
                     values, content = process(wrapper, line.entry, root, config)
                 except Exception as error:  # one bad sample must not stop a dataset run

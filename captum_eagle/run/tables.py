@@ -133,7 +133,11 @@ def merge(out_dirs: Sequence[str | Path], *, write_to: str | Path | None = None)
     if missing:
         raise FileNotFoundError(f"Run folder(s) not found: {missing}")
     rows = [_row(d) for d in dirs]
-    tables = {"columns": [key for key, _ in COLUMNS], "rows": rows, "markdown": format_table(rows)}
+    tables: dict[str, Any] = {
+        "columns": [key for key, _ in COLUMNS],
+        "rows": rows,
+        "markdown": format_table(rows),
+    }
     target = Path(write_to) if write_to is not None else (dirs[0] if len(dirs) == 1 else None)
     if target is not None:
         target.mkdir(parents=True, exist_ok=True)
