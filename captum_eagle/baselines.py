@@ -59,15 +59,7 @@ from types import TracebackType
 from typing import Any
 
 import torch
-from captum.attr import (
-    FeatureAblation,
-    IntegratedGradients,
-    KernelShap,
-    Lime,
-    Occlusion,
-    Saliency,
-    ShapleyValueSampling,
-)
+from captum import attr as captum_attr
 from torch import nn
 
 from captum_eagle.attribution import EagleAttribution
@@ -289,28 +281,27 @@ def attribute(
     return entry.method(wrapper, sample, feature_mask, **kwargs)
 
 
-register_method("eagle", EagleAttribution, _eagle_settings)
-register_method("feature_ablation", FeatureAblation, _region_settings)
-register_method(
-    "shapley",
-    ShapleyValueSampling,
-    _region_settings,
-    budget="n_samples",
-    default_budget=25,
-    per_region=True,
-)
-register_method("lime", Lime, _region_settings, budget="n_samples", default_budget=25)
-register_method("kernel_shap", KernelShap, _region_settings, budget="n_samples", default_budget=25)
-register_method("occlusion", Occlusion, _occlusion_settings)
-register_method(
-    "integrated_gradients",
-    IntegratedGradients,
-    _gradient_settings,
-    budget="n_steps",
-    default_budget=50,
-)
-register_method("saliency", Saliency)
-register_method("random", random_regions)
+_SAMPLES, _STEPS, _IG = "n_samples", "n_steps", captum_attr.IntegratedGradients
+for _name, _method, _settings, _budget, _default, _per_region in (
+    ("eagle", EagleAttribution, _eagle_settings, None, None, False),
+    ("feature_ablation", captum_attr.FeatureAblation, _region_settings, None, None, False),
+    ("shapley", captum_attr.ShapleyValueSampling, _region_settings, _SAMPLES, 25, True),
+    ("lime", captum_attr.Lime, _region_settings, _SAMPLES, 25, False),
+    ("kernel_shap", captum_attr.KernelShap, _region_settings, _SAMPLES, 25, False),
+    ("occlusion", captum_attr.Occlusion, _occlusion_settings, None, None, False),
+    ("integrated_gradients", _IG, _gradient_settings, _STEPS, 50, False),
+    ("saliency", captum_attr.Saliency, _no_settings, None, None, False),
+    ("random", random_regions, _no_settings, None, None, False),
+):
+    register_method(
+        _name,
+        _method,
+        _settings,
+        budget=_budget,
+        default_budget=_default,
+        per_region=_per_region,
+    )
+del _name, _method, _settings, _budget, _default, _per_region, _IG
 
 
 # -- counting forwards -------------------------------------------------------------------------

@@ -250,19 +250,7 @@ def run_command(argv: list[str] | None = None) -> int:
         if args.merge:
             print(merge(args.merge, write_to=args.out)["markdown"], end="")
             return 0
-        config = RunConfig(
-            method=args.method,
-            regions=args.regions,
-            search=args.search,
-            batch_size=args.batch_size,
-            steps=args.steps,
-            max_new_tokens=args.max_new_tokens,
-            n_samples=args.n_samples,
-            ig_steps=args.ig_steps,
-            pointing=args.pointing,
-            baseline=args.baseline,
-            seed=args.seed,
-        )
+        config = RunConfig(**{name: getattr(args, name) for name in RunConfig.__dataclass_fields__})
         summary = run(
             args.manifest,
             args.out,

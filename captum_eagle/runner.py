@@ -10,20 +10,6 @@ import sys
 import warnings
 from typing import Any
 
-_MOVED = (
-    "RunConfig",
-    "RunSummary",
-    "RunnerError",
-    "format_table",
-    "list_methods",
-    "load_results",
-    "load_sample",
-    "main",
-    "merge",
-    "register_method",
-    "run",
-)
-
 
 def _warn(old: str, new: str) -> None:
     warnings.warn(
@@ -36,7 +22,7 @@ def _warn(old: str, new: str) -> None:
 def __getattr__(name: str) -> Any:
     import captum_eagle.run as package
 
-    if name in _MOVED:
+    if name in package.__all__:
         _warn(f"captum_eagle.runner.{name}", f"captum_eagle.run.{name}")
         return getattr(package, name)
     if name == "METHODS":
