@@ -107,4 +107,4 @@ def grad_cam(
     return LayerAttribution.interpolate(cam.detach(), tuple(sample.image.shape[-2:]), "bilinear")
 
 
-register_method("grad_cam", grad_cam)
+register_method("grad_cam", grad_cam, replace=True)  # idempotent if imported twice

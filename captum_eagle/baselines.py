@@ -332,7 +332,7 @@ class ForwardCounter:
         >>> from captum_eagle.baselines import ForwardCounter
         >>> from captum_eagle.testing import tiny_model
         >>> wrapper = MLLMForwardWrapper(*tiny_model("llava", image_size=32), batch_size=4)
-        >>> sample = wrapper.prepare(torch.zeros(32, 32, 3), "describe the image .", "a cat")
+        >>> sample = wrapper.prepare(torch.zeros(3, 32, 32), "describe the image .", "a cat")
         >>> with ForwardCounter(wrapper) as counter:
         ...     _ = wrapper(sample.image.repeat(6, 1, 1, 1), sample)
         >>> counter.images, counter.calls
