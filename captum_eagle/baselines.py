@@ -306,21 +306,24 @@ del _name, _method, _settings, _budget, _default, _per_region, _IG
 
 # -- counting forwards -------------------------------------------------------------------------
 _VISION_MODULES = ("vision_tower", "visual", "vision_model")
+_LANGUAGE_MODULES = ("language_model", "text_model")
 
 
 class ForwardCounter:
     r"""Counts the images a model encodes and the language-model calls it makes.
 
-    Forward pre-hooks sit on the model's vision encoder (images: rows of its pixel input, or of
-    ``grid_thw`` for patch-flattened layouts such as Qwen2.5-VL) and on its language model
-    (calls), so forwards are counted whether a method calls the model through the wrapper, through
-    Eagle's batched scorer, or calls ``model.forward`` directly (Captum's ``LLMAttribution``).
+    Forward pre-hooks sit on the model's vision encoder and on its language model: a
+    language-model call that follows an image encoding counts one image per row of its batch
+    (however the family tiles or flattens the pixels), and every call counts as a call. Forwards
+    are counted whether a method calls the model through the wrapper, through Eagle's batched
+    scorer, or calls ``model.forward`` directly (Captum's ``LLMAttribution``); cached generation
+    steps, which encode no image, add calls only.
     Entering the ``with`` block resets the counts; they stay readable after it.
 
     Args:
         model (MLLMForwardWrapper or nn.Module): the wrapper, or a Hugging Face model with a
             vision encoder (``vision_tower`` / ``visual`` / ``vision_model``) and a
-            ``language_model`` (directly or under ``.model``).
+            language model (``language_model`` / ``text_model``), directly or under ``.model``.
 
     Attributes:
         images (int): images encoded inside the last ``with`` block.
@@ -343,34 +346,39 @@ class ForwardCounter:
         network = model.model if isinstance(model, MLLMForwardWrapper) else model
         owner = getattr(network, "model", network)
         vision = next((getattr(owner, n) for n in _VISION_MODULES if hasattr(owner, n)), None)
-        language = getattr(owner, "language_model", None)
+        language = next((getattr(owner, n) for n in _LANGUAGE_MODULES if hasattr(owner, n)), None)
         if vision is None or language is None:
             raise ValueError(
                 f"ForwardCounter needs a model with a vision encoder ({', '.join(_VISION_MODULES)})"
-                f" and a language_model; {type(network).__name__} has not both. Pass the "
+                f" and a language model ({', '.join(_LANGUAGE_MODULES)}); "
+                f"{type(network).__name__} has not both. Pass the "
                 "MLLMForwardWrapper or its Hugging Face model."
             )
         self.vision: nn.Module = vision
         self.language: nn.Module = language
         self.images = 0
         self.calls = 0
+        self._image_pending = False
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
-    def _count_images(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict) -> None:
-        grid = kwargs.get("grid_thw")
-        pixels: torch.Tensor = args[0] if args else kwargs["pixel_values"]
-        rows: torch.Tensor = grid if grid is not None else pixels
-        self.images += int(rows.shape[0])
+    def _saw_image(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict) -> None:
+        self._image_pending = True
 
     def _count_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict) -> None:
         self.calls += 1
+        if self._image_pending:  # the encoded images feed this call: one per row of its batch
+            embeds = kwargs.get("inputs_embeds")
+            rows: torch.Tensor = embeds if embeds is not None else kwargs.get("input_ids", args[0])
+            self.images += int(rows.shape[0])
+            self._image_pending = False
 
     def __enter__(self) -> ForwardCounter:
         if self._handles:
             raise RuntimeError("This ForwardCounter is counting already; nest a new one.")
         self.images = self.calls = 0
+        self._image_pending = False
         self._handles = [
-            self.vision.register_forward_pre_hook(self._count_images, with_kwargs=True),
+            self.vision.register_forward_pre_hook(self._saw_image, with_kwargs=True),
             self.language.register_forward_pre_hook(self._count_call, with_kwargs=True),
         ]
         return self

@@ -136,3 +136,25 @@ def test_forward_counter_counts_patch_flattened_images() -> None:
 def test_forward_counter_needs_a_vision_encoder_and_a_language_model() -> None:
     with pytest.raises(ValueError, match="needs a model with a vision encoder"):
         ForwardCounter(torch.nn.Linear(2, 2))
+
+
+def test_forward_counter_counts_rows_of_calls_that_follow_an_image_encoding() -> None:
+    class Text(torch.nn.Module):
+        def forward(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+            return inputs_embeds
+
+    class Tiled(torch.nn.Module):  # Idefics3 / SmolVLM layout: vision_model + text_model
+        def __init__(self) -> None:
+            super().__init__()
+            self.vision_model, self.text_model = torch.nn.Identity(), Text()
+
+        def forward(self, pixels: torch.Tensor | None, embeds: torch.Tensor) -> torch.Tensor:
+            if pixels is not None:
+                self.vision_model(pixels)
+            return self.text_model(inputs_embeds=embeds)
+
+    model = Tiled()
+    with ForwardCounter(model) as counter:
+        model(torch.zeros(12, 3, 4, 4), torch.zeros(3, 5, 2))  # 3 images of 4 tiles each
+        model(None, torch.zeros(3, 1, 2))  # a cached decoding step: no image
+    assert (counter.images, counter.calls) == (3, 2)
