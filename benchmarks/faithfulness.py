@@ -1,7 +1,8 @@
 r"""Faithfulness benchmark: Eagle against Captum's attribution methods on the bundled shapes model.
 
 On generated scenes (``captum_eagle.zoo``; kinds plain, redundant, partial_match, crowded) and
-SLICO partitions of 16, 32 and 64 regions, every method of :mod:`benchmarks.baselines` explains the
+SLICO partitions of 16, 32 and 64 regions, every method of :mod:`captum_eagle.baselines` (plus
+``grad_cam`` from :mod:`benchmarks.baselines`) explains the
 same wrapper, sample and regions, and :mod:`captum_eagle.metrics` scores the maps by one protocol
 (``docs/method.md``, "Evaluation protocol"). Three tasks per scene:
 
@@ -13,10 +14,12 @@ same wrapper, sample and regions, and :mod:`captum_eagle.metrics` scores the map
   game against the objects that match the question when the model answered "yes" and such objects
   exist.
 
-The sampling methods (Lime, KernelShap, ShapleyValueSampling) run twice: at their usual default
-sample counts and with their forwards matched to Eagle's forwards on the same explanation
-(``<method>@eagle``). Captum's own multimodal path (``LLMAttribution(FeatureAblation)`` with
-``ImageMaskInput``) is timed on a few scenes as a speed row.
+The sampling methods (Lime, KernelShap, ShapleyValueSampling) run twice: at the registry's default
+budget (Captum's 25 samples), or the one given with ``--budget NAME=N``, and with their forwards
+matched to Eagle's forwards on the same explanation (``<method>@eagle``). Every record and table
+row says the budget it ran with. Captum's own multimodal path
+(``LLMAttribution(FeatureAblation)`` with ``ImageMaskInput``) is timed on a few scenes as a speed
+row.
 
 Reported per method: insertion AUC ↑, deletion AUC ↓, Average Highest Score ↑, the same over
 sensitive tokens only, pointing game at box and mask level ↑ (the paper's rule, where a tied maximum
@@ -29,6 +32,7 @@ Usage::
     python benchmarks/faithfulness.py --scenes 20 --regions 32 --out /tmp/faithfulness.json
     python benchmarks/faithfulness.py --model tiny --scenes 1 --regions 6 --methods eagle random
     python benchmarks/faithfulness.py --report /tmp/faithfulness.json  # re-print saved tables
+    python benchmarks/faithfulness.py --methods eagle lime --budget lime=50  # Lime at 50 samples
 """
 
 from __future__ import annotations
@@ -42,8 +46,7 @@ import sys
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,8 +58,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.baselines` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.baselines import SAMPLING_METHODS, get_method, list_methods  # noqa: E402
+import benchmarks.baselines  # noqa: E402, F401  (registers grad_cam)
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
+from captum_eagle.baselines import ForwardCounter, attribute, get_method, list_methods  # noqa: E402
 from captum_eagle.metrics import deletion_curve, insertion_curve, pointing_game  # noqa: E402
 from captum_eagle.wrapper import PreparedSample  # noqa: E402
 from captum_eagle.zoo import (  # noqa: E402
@@ -96,52 +100,6 @@ LLM_PATHS: dict[str, dict[str, bool]] = {
 (token-by-token decoding with a cache) on transformers 5, generation's input preparation drops
 ``pixel_values``, so the model never sees the (perturbed) image and the map is all zero; the other
 two settings feed the image."""
-
-
-# -- forward counting --------------------------------------------------------------------------
-class ForwardCounter:
-    r"""Counts the images a LLaVA-family model encodes and the language-model calls it makes.
-
-    Hooks sit on the vision tower (images: rows of its pixel input) and on the language model
-    (calls), so forwards are counted whether a method calls the model through the wrapper or calls
-    ``model.forward`` directly (Captum's ``LLMAttribution`` does).
-
-    Args:
-        model (nn.Module): a model with ``model.vision_tower`` and ``model.language_model``
-            submodules (``LlavaForConditionalGeneration``).
-    """
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        owner = getattr(model, "model", model)
-        if not hasattr(owner, "vision_tower") or not hasattr(owner, "language_model"):
-            raise ValueError(
-                f"ForwardCounter needs a LLaVA-style model; {type(model).__name__} has no "
-                "vision_tower / language_model."
-            )
-        self.vision, self.language = owner.vision_tower, owner.language_model
-        self.images = 0
-        self.calls = 0
-
-    def _count_images(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        pixels = args[0] if args else kwargs.get("pixel_values")
-        self.images += int(pixels.shape[0])
-
-    def _count_call(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        self.calls += 1
-
-    @contextmanager
-    def counting(self) -> Iterator[ForwardCounter]:
-        """Reset the counts and count the forwards inside the ``with`` block."""
-        self.images = self.calls = 0
-        handles = [
-            self.vision.register_forward_pre_hook(self._count_images, with_kwargs=True),
-            self.language.register_forward_pre_hook(self._count_call, with_kwargs=True),
-        ]
-        try:
-            yield self
-        finally:
-            for handle in handles:
-                handle.remove()
 
 
 # -- what is explained -------------------------------------------------------------------------
@@ -275,9 +233,9 @@ def variants(methods: Sequence[str], equal_budget: bool) -> list[str]:
     r"""Method variants to run: each method, plus ``<method>@eagle`` for the sampling methods."""
     names = []
     for name in methods:
-        get_method(name)
+        sampling = get_method(name).budget == "n_samples"  # also: an unknown name fails here
         names.append(name)
-        if equal_budget and name in SAMPLING_METHODS:
+        if equal_budget and sampling:
             names.append(name + EQUAL_BUDGET)
     return names
 
@@ -325,22 +283,30 @@ def explain_case(
     names: Sequence[str],
     seed: int,
     requested_regions: int,
+    budgets: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     r"""Run every method variant on one case and score its map; one record per variant.
 
     ``requested_regions`` is the SLICO request that made ``feature_mask`` (SLICO returns about
-    that many); records are grouped by it.
+    that many); records are grouped by it. ``budgets`` gives methods an explicit budget (else the
+    registry's default); ``<method>@eagle`` spends Eagle's forwards. Each record has its
+    ``budget`` (``None`` for fixed-cost methods).
     """
     regions = feature_mask.n_regions
     eagle_forwards = regions * (regions + 1)
     records = []
     for name in sorted(names, key=lambda n: n != "eagle"):  # Eagle first: it sets the budget
         method, _, budget_of = name.partition("@")
-        budget = eagle_forwards if budget_of else None
+        entry = get_method(method)
+        budget = (
+            entry.budget_for(eagle_forwards, regions)
+            if budget_of
+            else (budgets or {}).get(method, entry.default_budget)
+        )
         torch.manual_seed(_seed(seed, case.key, regions, name))
         with counter.counting():
             started = time.perf_counter()
-            attribution = get_method(method)(wrapper, case.sample, feature_mask, budget)
+            attribution = attribute(method, wrapper, case.sample, feature_mask, budget=budget)
             seconds = time.perf_counter() - started
         if name == "eagle":
             eagle_forwards = counter.images
@@ -352,6 +318,7 @@ def explain_case(
             "regions": requested_regions,
             "actual_regions": regions,
             "method": name,
+            "budget": budget if entry.budget is not None else None,
             "seconds": seconds,
             "forwards": counter.images,
             "model_calls": counter.calls,
@@ -405,7 +372,7 @@ def time_llm_attribution(
         for name in ("feature_ablation", "eagle"):
             with counter.counting():
                 started = time.perf_counter()
-                attribution = get_method(name)(wrapper, sample, feature_mask, None)
+                attribution = attribute(name, wrapper, sample, feature_mask)
                 seconds = time.perf_counter() - started
             nonzero = bool(attribution.abs().sum() > 0)
             timings[name] = (seconds, counter.images, counter.calls, nonzero)
@@ -431,6 +398,10 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(kept)) if kept else math.nan
 
 
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
 def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     r"""Mean of every metric per (task, kind, region bucket, method); NaN entries are left out.
 
@@ -452,6 +423,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "n_pointing": sum(not math.isnan(record["point_mask"]) for record in group),
             "n_sensitive": sum(record["sensitive_tokens"] > 0 for record in group),
             "mean_regions": float(np.mean([record["actual_regions"] for record in group])),
+            "budget": _mean([_number(record.get("budget")) for record in group]),
         }
         row.update(
             {metric: _mean([float(record[metric]) for record in group]) for metric in METRICS}
@@ -540,12 +512,12 @@ def markdown_tables(summary: Sequence[dict[str, Any]], names: Sequence[str]) -> 
         lines = [
             header,
             "",
-            "| method | ins ↑ | del ↓ | AHS ↑ | sens ins ↑ | sens del ↓ | PG box ↑ | PG box tie ↑ "
-            "| PG mask ↑ | PG mask tie ↑ | s / expl | fwd / expl |",
-            "|---|" + "---:|" * 11,
+            "| method | budget | ins ↑ | del ↓ | AHS ↑ | sens ins ↑ | sens del ↓ | PG box ↑ "
+            "| PG box tie ↑ | PG mask ↑ | PG mask tie ↑ | s / expl | fwd / expl |",
+            "|---|" + "---:|" * 12,
         ]
         for row in rows:
-            cells = [row["method"]]
+            cells = [row["method"], _cell(row.get("budget", math.nan), 0)]
             cells += [_cell(row[metric]) for metric in METRICS[:-2]]
             cells += [_cell(row["seconds"], 2), _cell(row["forwards"], 0)]
             lines.append("| " + " | ".join(cells) + " |")
@@ -630,6 +602,16 @@ def load_wrapper(model: str, batch_size: int) -> MLLMForwardWrapper:
     return MLLMForwardWrapper(*tiny_model("llava", image_size=64), batch_size=batch_size)
 
 
+def _budget(text: str) -> tuple[str, int]:
+    name, _, value = text.partition("=")
+    if name not in list_methods() or get_method(name).budget is None or not value.isdigit():
+        budgeted = [n for n in list_methods() if get_method(n).budget is not None]
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=N with NAME one of {budgeted} and N a positive int; got {text!r}"
+        )
+    return name, int(value)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=100, help="scenes per kind")
@@ -638,6 +620,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="scene seeds start at 10**6 + 10**5 s")
     parser.add_argument("--methods", nargs="+", default=list_methods(), choices=list_methods())
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument(
+        "--budget",
+        nargs="+",
+        type=_budget,
+        default=[],
+        metavar="NAME=N",
+        help="explicit budgets (samples / permutations / steps), e.g. lime=50 kernel_shap=100; "
+        "default: the registry's (captum_eagle.baselines)",
+    )
     parser.add_argument(
         "--no-equal-budget",
         dest="equal_budget",
@@ -666,7 +657,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="print the tables of saved JSON results and exit (no run); several files (runs with "
         "different --seed, e.g. in parallel processes) are pooled",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.budget = dict(args.budget)
+    return args
 
 
 def machine() -> dict[str, Any]:
@@ -722,7 +715,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     deadline = None if args.max_minutes is None else started + 60 * args.max_minutes
     weights = weights_info(args.model)
     wrapper = load_wrapper(args.model, args.batch_size)
-    counter = ForwardCounter(wrapper.model)
+    counter = ForwardCounter(wrapper)
     names = variants(args.methods, args.equal_budget)
     rng = np.random.default_rng(args.seed)
     base = EVAL_SEED + 100_000 * args.seed
@@ -767,7 +760,14 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                     feature_mask = FeatureMask.slico(case.sample.image, n_regions)
                     records.extend(
                         explain_case(
-                            wrapper, counter, case, feature_mask, names, args.seed, n_regions
+                            wrapper,
+                            counter,
+                            case,
+                            feature_mask,
+                            names,
+                            args.seed,
+                            n_regions,
+                            budgets=args.budget,
                         )
                     )
             completed[kind] += 1

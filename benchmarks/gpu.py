@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.reference` im
 
 from benchmarks.reference import naive_greedy  # noqa: E402
 from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper  # noqa: E402
+from captum_eagle.baselines import ForwardCounter  # noqa: E402
 from captum_eagle.search import get_search  # noqa: E402
 from captum_eagle.testing import WORDS, tiny_model  # noqa: E402
 
@@ -208,7 +209,8 @@ def benchmark_model(name: str, model, processor, args: argparse.Namespace) -> li
     n = mask.n_regions
     _reset_peak(cuda)
     started = time.perf_counter()
-    reference = naive_greedy(wrapper, sample, mask, max_steps=args.naive_steps)
+    with ForwardCounter(wrapper) as counter:
+        naive_greedy(wrapper, sample, mask, max_steps=args.naive_steps)
     seconds = time.perf_counter() - started
     full = n * (n + 1)
     rows.append(
@@ -217,7 +219,7 @@ def benchmark_model(name: str, model, processor, args: argparse.Namespace) -> li
             f"naive (batch 1, {args.naive_steps} steps extrapolated)",
             "1",
             full,
-            seconds / reference.forwards * full,
+            seconds / counter.images * full,
             _peak(cuda),
         )
     )
@@ -225,15 +227,16 @@ def benchmark_model(name: str, model, processor, args: argparse.Namespace) -> li
     for search in args.searches:
         strategy = get_search(search)
         _reset_peak(cuda)
-        result = eagle.explain(
-            sample.image,
-            feature_mask=mask,
-            additional_forward_args=(sample,),
-            search=strategy,
-            batch_size=args.batch_size,
-        )
+        with ForwardCounter(wrapper) as counter:
+            result = eagle.explain(
+                sample.image,
+                feature_mask=mask,
+                additional_forward_args=(sample,),
+                search=strategy,
+                batch_size=args.batch_size,
+            )
         batch = str(args.batch_size) if args.batch_size != "auto" else "auto"
-        rows.append(Row(label, search, batch, result.forwards, result.seconds, _peak(cuda)))
+        rows.append(Row(label, search, batch, counter.images, result.seconds, _peak(cuda)))
         print("  " + " | ".join(rows[-1].cells()), flush=True)
     return rows
 

@@ -22,7 +22,9 @@ hallucination-prone end of every map is its low end. Reported per region count a
 
 Methods: ``eagle`` (remove from the end of the Eagle order ``π``), ``eagle-gain`` (same
 explanation, most negative marginal gain first), Captum's FeatureAblation, KernelShap, Lime and
-IntegratedGradients (regions ordered by their mean attribution, lowest first) and ``random``.
+IntegratedGradients (regions ordered by their mean attribution, lowest first; run through
+:func:`captum_eagle.baselines.attribute` with the explicit budgets ``--samples`` and ``--ig-steps``,
+recorded in the table's budget column) and ``random``.
 
 Run::
 
@@ -36,13 +38,12 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from captum.attr import FeatureAblation, IntegratedGradients, KernelShap, Lime
 
 from captum_eagle import FeatureMask, MLLMForwardWrapper
+from captum_eagle.baselines import ForwardCounter, attribute
 from captum_eagle.hallucination import (
     HallucinationCase,
     HallucinationResult,
@@ -124,50 +125,24 @@ def collect_cases(
     return cases, stats
 
 
-def _counted(wrapper: MLLMForwardWrapper, compute: Callable[[], torch.Tensor]):
-    images = [0]
-    handle = wrapper.register_forward_pre_hook(
-        lambda _module, args: images.__setitem__(0, images[0] + int(args[0].shape[0]))
-    )
-    try:
-        attribution = compute()
-    finally:
-        handle.remove()
-    return attribution.detach().float().cpu().sum(dim=1, keepdim=True), images[0]
+def budgets(args: argparse.Namespace) -> dict[str, int]:
+    """The explicit budget of each registry method this benchmark runs (``--samples``,
+    ``--ig-steps``); the table's budget column."""
+    return {
+        "kernel_shap": args.samples,
+        "lime": args.samples,
+        "integrated_gradients": args.ig_steps,
+    }
 
 
 def captum_map(
     name: str, wrapper: MLLMForwardWrapper, case: HallucinationCase, mask: FeatureMask, args
 ) -> tuple[torch.Tensor, int]:
-    """A Captum method's map of the correct first token (region methods on the same regions)."""
-    image, extra = case.image, (case.sample,)
-    batch = wrapper.batch_size
-    if name == "feature_ablation":
-        method = FeatureAblation(wrapper)
-        kwargs = {"perturbations_per_eval": batch}
-    elif name in ("kernel_shap", "lime"):
-        method = (KernelShap if name == "kernel_shap" else Lime)(wrapper)
-        kwargs = {"n_samples": args.samples, "perturbations_per_eval": batch}
-    elif name == "integrated_gradients":
-        method = IntegratedGradients(wrapper)
-        return _counted(
-            wrapper,
-            lambda: method.attribute(
-                image,
-                baselines=0.0,
-                additional_forward_args=extra,
-                n_steps=args.ig_steps,
-                internal_batch_size=batch,
-            ),
-        )
-    else:
-        raise ValueError(f"unknown Captum method {name!r}")
-    return _counted(
-        wrapper,
-        lambda: method.attribute(
-            image, baselines=0.0, additional_forward_args=extra, feature_mask=mask.mask, **kwargs
-        ),
-    )
+    """A registry method's map of the correct first token (region methods on the same regions),
+    channels summed, and the forwards it cost."""
+    with ForwardCounter(wrapper) as counter:
+        attribution = attribute(name, wrapper, case.sample, mask, budget=budgets(args).get(name))
+    return attribution.detach().float().cpu().sum(dim=1, keepdim=True), counter.images
 
 
 def _on_cause(result: HallucinationResult, cause_mask: torch.Tensor) -> bool:
@@ -233,11 +208,13 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def format_table(rows: dict[tuple[int, str], Row], methods: list[str]) -> str:
+def format_table(
+    rows: dict[tuple[int, str], Row], methods: list[str], budget: dict[str, int] | None = None
+) -> str:
     lines = [
-        "| regions | method | cases | AMCR ↓ | CSR@10% ↑ | CSR@25% ↑ | corrected | cause@1 ↑ "
-        "| insertion AUC ↑ | deletion AUC ↓ | forwards/case | s/case |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| regions | method | budget | cases | AMCR ↓ | CSR@10% ↑ | CSR@25% ↑ | corrected "
+        "| cause@1 ↑ | insertion AUC ↑ | deletion AUC ↓ | forwards/case | s/case |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n_segments in sorted({key[0] for key in rows}):
         for name in methods:
@@ -247,7 +224,8 @@ def format_table(rows: dict[tuple[int, str], Row], methods: list[str]) -> str:
             regions = _mean([r.n_regions for r in row.results])
             corrected = sum(r.corrected for r in row.results) / len(row.results)
             lines.append(
-                f"| {n_segments} (~{regions:.1f}) | {name} | {len(row.results)} "
+                f"| {n_segments} (~{regions:.1f}) | {name} | {(budget or {}).get(name, '–')} "
+                f"| {len(row.results)} "
                 f"| {amcr(row.results):.3f} | {csr(row.results, 0.10):.3f} "
                 f"| {csr(row.results, 0.25):.3f} | {corrected:.3f} | {_mean(row.on_cause):.3f} "
                 f"| {_mean(row.insertion):.3f} | {_mean(row.deletion):.3f} "
@@ -317,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        print(f"\n{format_table(rows, args.methods)}\n", flush=True)
+        print(f"\n{format_table(rows, args.methods, budgets(args))}\n", flush=True)
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -7,7 +7,8 @@ insertion AUC (↑) and deletion AUC (↓) of :mod:`captum_eagle.metrics` (K = N
 the pointing game of the sentence-level map against the union of the scene's object masks (the
 paper's rule, where a tied maximum counts, and the tie-aware expected hit); each also as a ratio to
 the exact greedy on the same scenes (forwards: how many times fewer). Captum's KernelShap
-(200 samples) on the same regions is the reference row.
+(``kernel_shap`` of :mod:`captum_eagle.baselines` with an explicit budget of 200 samples, forwards
+counted by its ``ForwardCounter``) on the same regions is the reference row.
 
 Strategies are named as in ``captum_eagle.search`` with options after a colon, e.g.
 ``stochastic:fraction=0.1`` or ``early_stop:search=lazy,tolerance=0.1``.
@@ -33,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from captum.attr import KernelShap
 
 from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper
+from captum_eagle.baselines import ForwardCounter, attribute
 from captum_eagle.metrics import deletion_curve, insertion_curve, pointing_game
 from captum_eagle.search import SearchStrategy, get_search
 from captum_eagle.zoo import DEFAULT_CAPTION_PROMPT, generate_scenes
@@ -142,14 +143,9 @@ class Worker:
         if args.kernel_shap_samples:
             torch.manual_seed(args.seed + index)
             started = time.perf_counter()
-            with torch.no_grad():
-                attribution = KernelShap(wrapper).attribute(
-                    sample.image,
-                    baselines=0.0,
-                    feature_mask=mask.mask,
-                    n_samples=args.kernel_shap_samples,
-                    perturbations_per_eval=args.batch_size,
-                    additional_forward_args=(sample,),
+            with ForwardCounter(wrapper) as counter:
+                attribution = attribute(
+                    "kernel_shap", wrapper, sample, mask, budget=args.kernel_shap_samples
                 )
             seconds = time.perf_counter() - started
             metrics = evaluate(wrapper, sample, mask, attribution, scene.objects)
@@ -157,7 +153,7 @@ class Worker:
                 {
                     **base,
                     "search": f"KernelShap ({args.kernel_shap_samples} samples)",
-                    "forwards": args.kernel_shap_samples,
+                    "forwards": counter.images,
                     "seconds": seconds,
                 }
                 | metrics

@@ -6,6 +6,7 @@ forward function that Captum's methods and :class:`EagleAttribution` perturb ali
 """
 
 from captum_eagle.attribution import EagleAttribution, EagleResult
+from captum_eagle.baselines import list_methods
 from captum_eagle.families import ModelFamily, list_families, register_family
 from captum_eagle.masks import FeatureMask
 from captum_eagle.registry import UnknownNameError
@@ -21,6 +22,7 @@ __all__ = [
     "PreparedSample",
     "UnknownNameError",
     "list_families",
+    "list_methods",
     "list_searches",
     "register_family",
     "register_search",

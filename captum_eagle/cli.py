@@ -5,7 +5,11 @@ a multimodal LLM write each word of its answer, and draws the summary figure
 (:func:`captum_eagle.viz.plot_explanation`). Without ``IMAGE`` it explains a generated scene
 (seeded) with the bundled shapes model, offline (about 30 s on a two-core CPU).
 
-``captum-eagle run MANIFEST --out DIR ...`` runs a whole data set (see :mod:`captum_eagle.runner`).
+``captum-eagle run MANIFEST --out DIR ...`` runs a whole data set (see :mod:`captum_eagle.run`;
+also ``python -m captum_eagle.run``).
+
+The command only parses arguments and calls the package; every bad input (an unknown name, a
+setting out of range, a missing file) ends with one line on stderr and exit code 2, no traceback.
 
 Examples::
 
@@ -21,11 +25,16 @@ import inspect
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 
+from captum_eagle.registry import UnknownNameError
+from captum_eagle.run import RunConfig, RunnerError, list_methods, merge, run
+from captum_eagle.run.config import POINTING
+from captum_eagle.run.shards import loading_progress
+from captum_eagle.run.store import eagle_record
 from captum_eagle.search import get_search, list_searches
 
 __all__ = [
@@ -35,6 +44,7 @@ __all__ = [
     "CommandError",
     "explain",
     "main",
+    "run_command",
 ]
 
 #: Default number of SLICO regions of ``captum-eagle explain``, the paper's 64. The exact search
@@ -59,8 +69,32 @@ class CommandError(Exception):
     """A user error the command reports in one line (exit code 2), without a traceback."""
 
 
+USER_ERRORS: tuple[type[Exception], ...] = (
+    CommandError,
+    RunnerError,
+    ValueError,
+    TypeError,
+    OSError,
+)
+"""Errors the command reports in one line (``UnknownNameError`` is a ``ValueError``,
+``FileNotFoundError`` an ``OSError``)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``prog: error: ...``), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _report(command: str, error: Exception) -> int:
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    print(f"{_PROG} {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=_PROG,
         description="Eagle attribution for multimodal LLMs: which image regions made the model "
         "write each word of its answer.",
@@ -158,6 +192,86 @@ def _batch_size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from error
 
 
+def _run_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{_PROG} run",
+        description=(
+            "Explain every sample of a JSONL manifest (resumable; shard it with torchrun "
+            "--nproc_per_node N -m captum_eagle.run ...), then merge the metrics into tables."
+        ),
+    )
+    parser.add_argument("manifest", nargs="?", help="JSONL manifest (see captum_eagle.datasets)")
+    parser.add_argument("--out", help="output folder (a rerun resumes it)")
+    parser.add_argument(
+        "--merge", nargs="+", metavar="DIR", help="only merge these run folders into a table"
+    )
+    parser.add_argument(
+        "--model", default="default", help="'default' (shapes model) or a HF id / local path"
+    )
+    defaults = RunConfig()
+    parser.add_argument("--method", default=defaults.method, choices=list_methods())
+    parser.add_argument("--regions", type=int, default=defaults.regions, help="SLICO regions")
+    parser.add_argument("--search", default=defaults.search, choices=list_searches())
+    parser.add_argument("--batch-size", type=_batch_size, help="images per forward, or 'auto'")
+    parser.add_argument("--steps", type=int, help="insertion/deletion steps (default: regions)")
+    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    parser.add_argument("--n-samples", type=int, help="Lime/KernelShap/Shapley sample budget")
+    parser.add_argument("--ig-steps", type=int, default=defaults.ig_steps)
+    parser.add_argument("--pointing", choices=POINTING, default=defaults.pointing)
+    parser.add_argument("--baseline", type=float, default=defaults.baseline)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--max-samples", type=int, help="stop after this many samples per process (resume later)"
+    )
+    parser.add_argument(
+        "--retry-errors", action="store_true", help="explain again samples recorded as errors"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_command(argv: list[str] | None = None) -> int:
+    r"""The ``captum-eagle run`` command (also ``python -m captum_eagle.run``).
+
+    Every setting is checked (:class:`~captum_eagle.run.RunConfig`) before the model loads.
+
+    Args:
+        argv (list of str, optional): the arguments after ``run``. Default: ``sys.argv[1:]``.
+
+    Returns:
+        int: 0 when the run finished (per-sample errors are recorded, not fatal); 2 when it
+        cannot start (one line on stderr).
+    """
+    parser = _run_parser()
+    args = parser.parse_args(argv)
+    if not args.merge and (not args.manifest or not args.out):
+        parser.error("give MANIFEST and --out DIR (or --merge DIR ...)")
+    try:
+        if args.merge:
+            print(merge(args.merge, write_to=args.out)["markdown"], end="")
+            return 0
+        config = RunConfig(**{name: getattr(args, name) for name in RunConfig.__dataclass_fields__})
+        summary = run(
+            args.manifest,
+            args.out,
+            model=args.model,
+            config=config,
+            max_samples=args.max_samples,
+            retry_errors=args.retry_errors,
+            show_progress=not args.no_progress,
+        )
+    except USER_ERRORS as error:
+        return _report("run", error)
+    print(
+        f"[rank {summary.rank}/{summary.world_size}] {summary.finished} explained, "
+        f"{summary.errors} errors, {summary.skipped} already done, {summary.remaining} left",
+        file=sys.stderr,
+    )
+    if summary.tables is not None:
+        print(summary.tables["markdown"], end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     r"""Entry point of the ``captum-eagle`` command.
 
@@ -176,9 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["run"]:
-        from captum_eagle.runner import main as run_main
-
-        return run_main(argv[1:])
+        return run_command(argv[1:])
     args = _parser().parse_args(argv)
     try:
         summary = explain(
@@ -198,13 +310,13 @@ def main(argv: list[str] | None = None) -> int:
             dpi=args.dpi,
             show_progress=not args.no_progress,
         )
-    except CommandError as error:
-        print(f"{_PROG} explain: error: {error}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as error:
+        return _report("explain", error)
+    result = summary["result"]
     print(
-        f"answer: {summary['answer']!r}\n"
-        f"top regions: {summary['order'][:5]} of {summary['regions']}; "
-        f"{summary['forwards']} forwards in {summary['seconds']:.1f} s\n"
+        f"answer: {result['answer']!r}\n"
+        f"top regions: {result['order'][:5]} of {len(result['order'])}; "
+        f"{result['forwards']} forwards in {result['seconds']:.1f} s\n"
         f"wrote {args.out}" + (f" and {args.json}" if args.json else "")
     )
     return 0
@@ -250,18 +362,25 @@ def explain(
         show_progress (bool): tqdm progress bar on stderr.
 
     Returns:
-        dict: the JSON content (``answer``, ``tokens``, ``order``, ``gains``, ``influence``,
-        ``forwards``, ``seconds``, ``regions``, ...).
+        dict: the JSON content: ``image``, ``model``, ``prompt``, ``requested_regions`` and
+        ``result``, the :class:`~captum_eagle.EagleResult` as :meth:`EagleResult.to_dict` writes
+        it (``answer``, ``target_tokens``, ``order``, ``gains``, ``influence``, ``forwards``, ...).
 
     Raises:
         CommandError: for a missing or unreadable image, a model not available offline,
             ``regions < 2`` and other bad input, with a message naming the fix.
+        UnknownNameError: an unknown ``search``.
     """
     if regions < 2:
         raise CommandError(f"--regions must be at least 2 (got {regions}).")
+    for option, value in (("--dpi", dpi), ("--max-new-tokens", max_new_tokens)):
+        if value < 1:
+            raise CommandError(f"{option} must be at least 1 (got {value}).")
+    if search not in list_searches():
+        raise UnknownNameError("search strategy", search, list_searches())
     if batch_size is None:
         batch_size = DEFAULT_MODEL_BATCH_SIZE if model == "default" else "auto"
-    if batch_size != "auto" and batch_size < 1:
+    if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
         raise CommandError(f"--batch-size must be at least 1 (got {batch_size}).")
     for path in (out, json_out):
         if path is not None and not Path(path).parent.is_dir():
@@ -315,7 +434,8 @@ def _explain(
     from captum_eagle.masks import FeatureMask
 
     picture, source = _load_image(image, seed, scene)
-    wrapper, prompt = _load_model(model, prompt, batch_size)
+    with loading_progress(show_progress):
+        wrapper, prompt = _load_model(model, prompt, batch_size)
     strategy = _strategy(search, seed)
     try:
         sample = wrapper.prepare(picture, prompt, target, max_new_tokens=max_new_tokens)
@@ -339,29 +459,13 @@ def _explain(
         "image": source,
         "model": model,
         "prompt": prompt,
-        "answer": result.answer,
-        "tokens": list(result.target_tokens),
-        "regions": result.n_regions,
         "requested_regions": regions,
-        "search": result.search,
-        "order": result.order.tolist(),
-        "gains": _floats(result.gains),
-        "objective": _floats(result.objective),
-        "region_attribution": _floats(result.region_attribution),
-        "insertion": _floats(result.trajectories.mean(dim=0)),
-        "deletion": _floats(result.removal_trajectories.mean(dim=0)),
-        "influence": {name: _floats(values) for name, values in result.influence.items()},
-        "forwards": result.forwards,
-        "seconds": round(result.seconds, 3),
+        "result": eagle_record(result),
     }
     _write_png(result, sample, out, dpi)
     if json_out is not None:
         _write(json_out, lambda path: path.write_text(json.dumps(summary, indent=1)))
     return summary
-
-
-def _floats(values: torch.Tensor) -> list[float]:
-    return [round(float(v), 6) for v in values.flatten()]
 
 
 def _load_image(image: str | Path | None, seed: int, scene: str) -> tuple[Any, str]:
@@ -388,12 +492,9 @@ def _load_image(image: str | Path | None, seed: int, scene: str) -> tuple[Any, s
 
 
 def _load_model(model: str, prompt: str | None, batch_size: int | str) -> tuple[Any, str]:
-    from transformers.utils import logging as transformers_logging
-
     from captum_eagle.wrapper import MLLMForwardWrapper
 
-    transformers_logging.disable_progress_bar()
-    options = {} if batch_size == "auto" else {"batch_size": batch_size}
+    options: dict[str, Any] = {} if batch_size == "auto" else {"batch_size": batch_size}
     if model == "default":
         from captum_eagle.zoo import DEFAULT_CAPTION_PROMPT, load_default_model
 

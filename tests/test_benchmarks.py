@@ -14,9 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import benchmarks.baselines  # noqa: E402, F401  (registers grad_cam)
 from benchmarks import faithfulness, speed  # noqa: E402
-from benchmarks.baselines import METHODS, get_method, list_methods  # noqa: E402
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
+from captum_eagle.baselines import attribute, list_methods  # noqa: E402
+from captum_eagle.registry import UnknownNameError  # noqa: E402
 from captum_eagle.testing import tiny_model  # noqa: E402
 from captum_eagle.zoo import WEIGHTS_DIR, Scene, SceneObject  # noqa: E402
 
@@ -47,41 +49,15 @@ def _scene(objects: list[SceneObject]) -> Scene:
     return Scene(np.zeros((64, 64, 3), np.uint8), objects, "", [], "plain", 0)
 
 
-# -- method registry ---------------------------------------------------------------------------
-def test_registry_lists_methods_and_rejects_unknown_names() -> None:
-    assert list_methods()[0] == "eagle"
-    assert {"grad_cam", "random", "kernel_shap", "integrated_gradients"} <= set(list_methods())
-    with pytest.raises(KeyError, match="choose one of"):
-        get_method("gradcam")
-
-
-@pytest.mark.parametrize("name", sorted(set(METHODS) - {"eagle"}))
-def test_every_baseline_returns_a_finite_map_of_the_image(llava, llava_sample, name) -> None:
-    mask = FeatureMask.grid(llava_sample.image, 2, 3)
-    torch.manual_seed(0)
-    attribution = get_method(name)(llava, llava_sample, mask, None)
-    assert attribution.shape[-2:] == llava_sample.image.shape[-2:]
-    assert attribution.shape[1] in (1, 3)
-    assert torch.isfinite(attribution).all()
-
-
-def test_sampling_budget_sets_forward_count(llava, llava_sample) -> None:
-    mask = FeatureMask.grid(llava_sample.image, 2, 3)
-    counter = faithfulness.ForwardCounter(llava.model)
-    with counter.counting():
-        get_method("kernel_shap")(llava, llava_sample, mask, 10)
-    assert counter.images == 10
-    with counter.counting():
-        get_method("shapley")(llava, llava_sample, mask, 13)  # 13 // 6 = 2 permutations
-    assert counter.images == 2 * 6 + 1
-    with pytest.raises(ValueError, match="budget"):
-        get_method("lime")(llava, llava_sample, mask, 0)
+# -- Grad-CAM, the benchmarks' extra baseline ---------------------------------------------------
+def test_grad_cam_is_registered_with_the_package_methods() -> None:
+    assert list_methods()[0] == "eagle" and "grad_cam" in list_methods()
 
 
 def test_grad_cam_restores_the_projector(llava, llava_sample) -> None:
     projector = llava.model.model.multi_modal_projector
     before = llava(llava_sample.image, llava_sample)
-    cam = get_method("grad_cam")(llava, llava_sample, FeatureMask.grid(llava_sample.image, 2, 2))
+    cam = attribute("grad_cam", llava, llava_sample, FeatureMask.grid(llava_sample.image, 2, 2))
     assert cam.shape == (1, 1, 32, 32)
     assert (cam >= 0).all()
     assert llava.model.model.multi_modal_projector is projector
@@ -92,20 +68,10 @@ def test_grad_cam_rejects_models_without_a_llava_projector() -> None:
     wrapper = MLLMForwardWrapper(*tiny_model("qwen2_5_vl"))
     sample = wrapper.prepare(np.zeros((56, 56, 3), np.uint8), "describe the image .", "a cat")
     with pytest.raises(ValueError, match="LLaVA-family"):
-        get_method("grad_cam")(wrapper, sample, FeatureMask.grid(sample.image, 2, 2))
+        attribute("grad_cam", wrapper, sample, FeatureMask.grid(sample.image, 2, 2))
 
 
 # -- harness pieces ----------------------------------------------------------------------------
-def test_forward_counter_counts_images_and_calls(llava, llava_sample) -> None:
-    counter = faithfulness.ForwardCounter(llava.model)
-    images = llava_sample.image.repeat(20, 1, 1, 1)
-    with counter.counting():
-        llava(images, llava_sample)  # batch size 8: calls of 8, 8 and 4 images
-    assert (counter.images, counter.calls) == (20, 3)
-    llava(images, llava_sample)  # not counted outside the block
-    assert counter.images == 20
-
-
 def test_caption_words_are_grounded_in_objects_sharing_the_attribute(llava) -> None:
     scene = _scene(
         [_object("red", "circle", 0), _object("red", "cross", 20), _object("blue", "cross", 40)]
@@ -188,8 +154,18 @@ def test_variants_add_equal_budget_runs_for_sampling_methods_only() -> None:
         "saliency",
     ]
     assert faithfulness.variants(["lime"], equal_budget=False) == ["lime"]
-    with pytest.raises(KeyError, match="choose one of"):
-        faithfulness.variants(["nope"], equal_budget=True)
+    with pytest.raises(UnknownNameError, match="valid names"):
+        faithfulness.variants(["nope"], equal_budget=False)
+
+
+def test_explicit_budgets_are_parsed_and_checked(capsys) -> None:
+    args = faithfulness.parse_args(["--budget", "lime=50", "shapley=3"])
+    assert args.budget == {"lime": 50, "shapley": 3}
+    assert faithfulness.parse_args([]).budget == {}
+    for bad in ("lime", "lime=x", "occlusion=5", "limee=5"):
+        with pytest.raises(SystemExit):
+            faithfulness.parse_args(["--budget", bad])
+        assert "expected NAME=N" in capsys.readouterr().err
 
 
 # -- end to end on the shapes model ------------------------------------------------------------
@@ -227,6 +203,8 @@ def test_benchmark_end_to_end_at_toy_size(tmp_path, capsys) -> None:
     eagle = [r for r in result["records"] if r["method"] == "eagle"]
     matched = [r for r in result["records"] if r["method"] == "kernel_shap@eagle"]
     assert [r["forwards"] for r in matched] == [r["forwards"] for r in eagle]
+    assert [r["budget"] for r in matched] == [r["forwards"] for r in eagle]
+    assert {r["budget"] for r in result["records"] if r["method"] == "kernel_shap"} == {25}
     for record in eagle:
         n = record["actual_regions"]
         assert record["forwards"] >= n * (n + 1)

@@ -10,29 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
+from captum_eagle.attribution import EagleResult
 from captum_eagle.cli import main
 from captum_eagle.zoo import DEFAULT_CAPTION_PROMPT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JSON_KEYS = {
-    "image",
-    "model",
-    "prompt",
-    "answer",
-    "tokens",
-    "regions",
-    "requested_regions",
-    "search",
-    "order",
-    "gains",
-    "objective",
-    "region_attribution",
-    "insertion",
-    "deletion",
-    "influence",
-    "forwards",
-    "seconds",
-}
+JSON_KEYS = {"image", "model", "prompt", "requested_regions", "result"}
+RESULT_KEYS = set(EagleResult.__dataclass_fields__) - {"inputs"}  # EagleResult.to_dict()
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
@@ -53,20 +37,21 @@ def test_explain_generated_scene_end_to_end(tmp_path, capsys) -> None:
     with Image.open(png) as picture:
         assert picture.width > 600 and picture.height > 400
     data = json.loads(report.read_text())
-    assert set(data) == JSON_KEYS
-    n = data["regions"]
+    assert set(data) == JSON_KEYS and set(data["result"]) == RESULT_KEYS
+    result = data["result"]
+    n = len(result["order"])
     assert 2 <= n <= 12 and data["requested_regions"] == 8
-    assert sorted(data["order"]) == list(range(n))
-    assert len(data["gains"]) == n and len(data["region_attribution"]) == n
-    assert len(data["insertion"]) == len(data["deletion"]) == n + 1
-    assert "".join(data["tokens"]) == data["answer"] and data["answer"].strip()
-    for scores in data["influence"].values():
-        assert len(scores) == len(data["tokens"]) and max(scores) == pytest.approx(1.0)
-    assert data["forwards"] >= n * (n + 1) - 4 and data["seconds"] > 0  # distinct images
-    assert data["prompt"] == DEFAULT_CAPTION_PROMPT and data["search"] == "exact"
+    assert sorted(result["order"]) == list(range(n))
+    assert len(result["gains"]) == n and len(result["region_attribution"]) == n
+    assert len(result["trajectories"][0]) == len(result["removal_trajectories"][0]) == n + 1
+    assert "".join(result["target_tokens"]) == result["answer"] and result["answer"].strip()
+    for scores in result["influence"].values():
+        assert len(scores) == len(result["target_tokens"]) and max(scores) == pytest.approx(1.0)
+    assert result["forwards"] >= n * (n + 1) - 4 and result["seconds"] > 0  # distinct images
+    assert data["prompt"] == DEFAULT_CAPTION_PROMPT and result["search"] == "exact"
     assert data["image"] == "generated plain scene, seed 0"
     out = capsys.readouterr().out
-    assert f"answer: {data['answer']!r}" in out and str(png) in out
+    assert f"answer: {result['answer']!r}" in out and str(png) in out
 
 
 def test_explain_image_file_with_target(tmp_path) -> None:
@@ -79,8 +64,10 @@ def test_explain_image_file_with_target(tmp_path) -> None:
     argv += ["--out", str(tmp_path / "out.png"), "--json", str(report), "--no-progress"]
     assert main(["explain", *argv]) == 0
     data = json.loads(report.read_text())
-    assert data["answer"] == "a red square" and data["tokens"] == ["a", " red", " square"]
-    assert data["image"] == str(image) and data["search"] == "lazy"
+    result = data["result"]
+    assert result["answer"] == "a red square"
+    assert result["target_tokens"] == ["a", " red", " square"]
+    assert data["image"] == str(image) and result["search"] == "lazy"
 
 
 def test_missing_image_file(tmp_path, capsys) -> None:
@@ -140,3 +127,67 @@ def test_run_forwards_to_the_runner(capsys) -> None:
         main(["run", "--help"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith("usage: captum-eagle run")
+
+
+def _exit_code(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exit_info:  # argparse: bad choices and types
+        return int(exit_info.code)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--search", "exactt"], "argument --search: invalid choice: 'exactt'"),
+        (["--method", "limee"], "argument --method: invalid choice: 'limee'"),
+        (["--pointing", "phrase"], "argument --pointing: invalid choice: 'phrase'"),
+        (["--batch-size", "many"], "expected a number or 'auto', got 'many'"),
+        (["--regions", "1"], "regions must be >= 2; got 1."),
+        (["--batch-size", "0"], "batch_size must be >= 1; got 0."),
+        (["--steps", "0"], "steps must be >= 1; got 0."),
+        (["--n-samples", "0"], "n_samples must be >= 1; got 0."),
+        (["--ig-steps", "-5"], "ig_steps must be >= 1; got -5."),
+        (["--max-new-tokens", "0"], "max_new_tokens must be >= 1; got 0."),
+        (["--seed", "-1"], "seed must be >= 0; got -1."),
+        (["--baseline", "1.5"], "baseline must lie in [0, 1]; got 1.5."),
+        (["--max-samples", "0"], "max_samples must be a positive int or None; got 0."),
+    ],
+)
+def test_run_rejects_every_bad_setting_before_loading_a_model(
+    tmp_path, capsys, monkeypatch, options, message
+) -> None:
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded despite a bad setting")
+
+    monkeypatch.setattr("captum_eagle.run.shards.load_wrapper", no_model)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"id": "a", "image": "a.png", "prompt": "describe"}\n')
+    out = tmp_path / "out"
+    assert _exit_code(["run", str(manifest), "--out", str(out), *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("captum-eagle run: error: ") and err.count("\n") == 0, err
+    assert message in err and "Traceback" not in err
+    assert not (out / "results-rank0.jsonl").exists()  # no sample recorded as an error
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "missing.jsonl", "--out", "{tmp}/o"], "missing.jsonl"),
+        (["run", "--merge", "{tmp}/no-run"], "Run folder(s) not found"),
+        (["run", "--out", "{tmp}/o"], "give MANIFEST and --out DIR"),
+        (["explain", "--search", "exactt", "--out", "{tmp}/x.png"], "invalid choice: 'exactt'"),
+        (["explain", "--batch-size", "0", "--out", "{tmp}/x.png"], "--batch-size must be at least"),
+        (["explain", "--dpi", "0", "--out", "{tmp}/x.png"], "--dpi must be at least 1"),
+        (["explain", "--max-new-tokens", "0", "--out", "{tmp}/x.png"], "--max-new-tokens must"),
+        (["explain", "--out", "{tmp}/x.png", "--json", "{tmp}/no/x.json"], "does not exist"),
+        (["explane", "--out", "x.png"], "invalid choice: 'explane'"),
+    ],
+)
+def test_bad_command_lines_end_in_one_line(tmp_path, capsys, argv, message) -> None:
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    assert err.startswith("captum-eagle") and message in err, err

@@ -281,3 +281,19 @@ def test_command_line(coco: dict, tmp_path: Path, capsys: pytest.CaptureFixture)
     code = main(["mmvp", "--csv", str(tmp_path / "none.csv"), "--images", ".", "--out", str(out)])
     assert code == 2
     assert "MMVP questions file not found" in capsys.readouterr().err
+
+
+def test_module_command_and_submodules(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from captum_eagle.datasets import coco, manifest, mmvp, pope
+
+    assert coco.decode_coco_rle is decode_coco_rle and manifest.read_manifest is read_manifest
+    assert mmvp.mmvp_manifest is mmvp_manifest and pope.repope_manifest is repope_manifest
+    missing = tmp_path / "Questions.csv"
+    command = [sys.executable, "-m", "captum_eagle.datasets", "mmvp", "--csv", str(missing)]
+    command += ["--images", str(tmp_path), "--out", str(tmp_path / "m.jsonl")]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: MMVP questions file not found: {missing}"

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from captum_eagle.runner import (
+from captum_eagle.run import (
     RunConfig,
     RunnerError,
     list_methods,
@@ -163,7 +163,8 @@ def test_single_run_records_every_sample(single: Path, manifest: Path) -> None:
     assert record["forwards"] == saved["eagle"]["forwards"] > 0
     assert saved["attribution"].shape == (1, 1, *saved["feature_mask"].shape[-2:])
     assert saved["order"].tolist() == record["order"]
-    assert saved["eagle"]["trajectories"].shape == (len(record["target_tokens"]), n_regions + 1)
+    trajectories = torch.tensor(saved["eagle"]["trajectories"])  # EagleResult.to_dict()
+    assert trajectories.shape == (len(record["target_tokens"]), n_regions + 1)
     assert saved["feature_mask"].max().item() == n_regions - 1
     assert set(saved["word_maps"]) == {shape}
     assert not list((single / "samples").glob(".tmp-*"))
@@ -193,7 +194,7 @@ def test_two_processes_with_torchrun_match_one(
         "--nproc_per_node",
         "2",
     ]
-    command += ["-m", "captum_eagle.runner", str(manifest), "--out", str(out), "--model", model]
+    command += ["-m", "captum_eagle.run", str(manifest), "--out", str(out), "--model", model]
     done = subprocess.run(
         command + CLI_OPTIONS, env=ENV, capture_output=True, text=True, timeout=300
     )
@@ -211,7 +212,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(
     single: Path, manifest: Path, model: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "captum_eagle.runner", str(manifest), "--out", str(out)]
+    command = [sys.executable, "-m", "captum_eagle.run", str(manifest), "--out", str(out)]
     process = subprocess.Popen(
         [*command, "--model", model, *CLI_OPTIONS],
         env=ENV,
@@ -344,12 +345,12 @@ def test_baselines_through_the_same_runner_and_merged_table(
 
     assert main(["--merge", str(single), *map(str, outs)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("| run | method | samples | errors | insertion ↑ | deletion ↓")
-    assert [line.split(" | ")[1] for line in table[2:]] == [
-        "eagle",
-        "feature_ablation",
-        "kernel_shap",
-        "random",
+    assert table[0].startswith("| run | method | budget | samples | errors | insertion ↑")
+    assert [line.split(" | ")[1:3] for line in table[2:]] == [
+        ["eagle", "–"],
+        ["feature_ablation", "–"],
+        ["kernel_shap", "8"],  # the budget the run spent, as the benchmarks record it
+        ["random", "–"],
     ]
 
 
@@ -428,3 +429,69 @@ def test_coco_manifest_runs_end_to_end(tmp_path: Path, model: str) -> None:
     circle = record["pointing"]["circle"]
     assert circle["tokens"] == [2] and set(circle) == {"present", "tokens", "box", "mask"}
     assert record["meta"] == {"references": ["a red circle"], "coco_id": 1}
+
+
+def test_run_killed_between_a_sample_file_and_its_line_redoes_that_sample(
+    single: Path, manifest: Path, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import captum_eagle.run.shards as shards
+
+    written = []
+
+    def write_then_die(path: Path, write, prefix: str = ".tmp-") -> None:
+        store_write(path, write, prefix)
+        written.append(path.name)
+        if len(written) == 3:  # killed after the third sample file, before its results line
+            raise KeyboardInterrupt
+
+    store_write = shards.atomic_write
+    monkeypatch.setattr(shards, "atomic_write", write_then_die)
+    out = tmp_path / "interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        run(manifest, out, model=model, config=CONFIG, show_progress=False)
+    monkeypatch.undo()
+    recorded = load_results(out)
+    assert len(written) == 3 and len(list((out / "samples").glob("*.pt"))) == 3
+    assert [r["status"] for r in recorded.values()].count("ok") == 2  # the third has no line
+
+    summary = run(manifest, out, model=model, config=CONFIG, show_progress=False)
+    assert summary.skipped == len(recorded)
+    ids = [line["id"] for line in _lines(out)]
+    assert len(ids) == len(set(ids)) == N_SAMPLES + 2
+    _assert_same_results(out, single)
+
+
+def test_no_progress_hides_the_weights_loading_bar(
+    manifest: Path, model: str, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    from transformers.utils import logging as transformers_logging
+
+    options = ["--model", model, "--regions", "6", "--max-new-tokens", "3", "--max-samples", "1"]
+    enabled = transformers_logging.is_progress_bar_enabled()
+    assert main([str(manifest), "--out", str(tmp_path / "quiet"), *options, "--no-progress"]) == 0
+    quiet = capfd.readouterr().err
+    assert "Loading weights" not in quiet and "it/s" not in quiet
+    assert transformers_logging.is_progress_bar_enabled() == enabled  # restored
+    assert main([str(manifest), "--out", str(tmp_path / "shown"), *options]) == 0
+    assert "Loading weights" in capfd.readouterr().err
+
+
+def test_old_runner_module_still_works_with_a_deprecation_warning() -> None:
+    import importlib
+
+    import captum_eagle.run as package
+
+    runner = importlib.import_module("captum_eagle.runner")
+    with pytest.warns(DeprecationWarning, match="use captum_eagle.run.run"):
+        assert runner.run is package.run
+    with pytest.warns(DeprecationWarning, match="captum_eagle.baselines"):
+        assert "lime" in runner.METHODS
+    with pytest.raises(AttributeError):
+        runner.no_such_name  # noqa: B018
+    done = subprocess.run(
+        [sys.executable, "-m", "captum_eagle.runner", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("usage: captum-eagle run")
