@@ -21,7 +21,7 @@ from PIL import Image
 from torch import nn
 from transformers import PreTrainedModel, ProcessorMixin
 
-from captum_eagle.families import ModelFamily, family_for
+from captum_eagle.families import ModelFamily, RegionSubsets, family_for
 from captum_eagle.families.base import _image_only_class
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor
@@ -448,7 +448,7 @@ class MLLMForwardWrapper(nn.Module):
         return torch.cat(chunks, dim=0).to(images.device)
 
     def _check_images(self, images: torch.Tensor, sample: PreparedSample) -> None:
-        if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        if not isinstance(images, torch.Tensor | RegionSubsets) or images.ndim != 4:
             raise ValueError(
                 "images must be a (B, 3, H, W) tensor; got "
                 f"{getattr(images, 'shape', type(images).__name__)}."

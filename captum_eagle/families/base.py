@@ -91,19 +91,20 @@ def list_families() -> dict[str, tuple[str, ...]]:
 
 
 def family_for(model: PreTrainedModel, name: str | None = None) -> type[ModelFamily]:
-    """Find the family adapter for ``model`` (or by explicit ``name``); clear error otherwise."""
+    """Find the family adapter for ``model`` (or by explicit ``name``).
+
+    A model class with a hand-written adapter gets it; any other image-text-to-text model gets the
+    processor-agnostic ``"generic"`` path. A model that cannot take images is a ``TypeError``.
+    """
     if name is not None:
         return FAMILIES.get(name)
     class_names = [klass.__name__ for klass in type(model).__mro__]
     for _, cls in FAMILIES.items():
         if any(class_name in cls.model_classes for class_name in class_names):
             return cls
-    supported = ", ".join(f"{k} ({', '.join(v)})" for k, v in list_families().items())
-    raise TypeError(
-        f"No captum-eagle adapter for model class {type(model).__name__}. Supported: {supported}. "
-        "To add one, subclass captum_eagle.families.ModelFamily and decorate it with "
-        "@register_family (see README, CONTRIBUTING)."
-    )
+    generic = FAMILIES.get("generic")
+    generic.check_model(model)
+    return generic
 
 
 def image_only_processor(
