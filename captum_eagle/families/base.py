@@ -34,6 +34,12 @@ class ModelFamily:
     processor_class: ClassVar[str] = ""
 
     def __init__(self, model: PreTrainedModel, processor: ProcessorMixin) -> None:
+        if getattr(processor, "image_processor", None) is None:
+            raise TypeError(
+                f"The processor {type(processor).__name__} has no image processor, so it cannot "
+                "turn images into model inputs. Pass the model's multimodal processor "
+                "(AutoProcessor.from_pretrained(<model id>)), not its tokenizer."
+            )
         self.model = model
         self.processor = processor
         self.image_processor = processor.image_processor

@@ -77,12 +77,6 @@ class GenericFamily(ModelFamily):
 
     def __init__(self, model: PreTrainedModel, processor: ProcessorMixin) -> None:
         self.check_model(model)
-        if getattr(processor, "image_processor", None) is None:
-            raise TypeError(
-                f"The processor {type(processor).__name__} has no image processor, so it cannot "
-                "turn images into model inputs. Pass the model's multimodal processor "
-                "(AutoProcessor.from_pretrained(<model id>)), not its tokenizer."
-            )
         super().__init__(model, processor)
         self.prompt_text: str | None = None
 
