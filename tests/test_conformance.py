@@ -41,15 +41,6 @@ ROWS, COLUMNS = 2, 3  # 6 regions
 TOKEN_KEYS = ("input_ids", "attention_mask")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a busy CPU, more threads spin and wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module", params=FAMILIES)
 def tiny(request: pytest.FixtureRequest):
     return testing.tiny_model(request.param)
