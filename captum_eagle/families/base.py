@@ -79,8 +79,13 @@ class ModelFamily:
         return self.model.dtype
 
     def processor_inputs(self, image: Image.Image, text: str) -> dict[str, Any]:
-        """Run the family's own processor on an already resized image (used to tokenise)."""
-        return dict(self.processor(images=[image], text=[text], return_tensors="pt"))
+        """Run the family's own processor on an already resized image (used to tokenise).
+
+        Training ``labels`` (PaliGemma returns them) are dropped: they are no model input here.
+        """
+        encoded = dict(self.processor(images=[image], text=[text], return_tensors="pt"))
+        encoded.pop("labels", None)
+        return encoded
 
 
 def register_family(cls: type[ModelFamily]) -> type[ModelFamily]:

@@ -219,7 +219,9 @@ class GenericFamily(ModelFamily):
                 f"{type(self.processor).__name__} has no image_token; call wrapper.prepare(...) "
                 "first so the generic path knows a prompt with the image slot."
             )
-        encoded = self.processor(images=images, text=[text] * len(images), return_tensors="pt")
+        encoded = self.processor(
+            images=[[image] for image in images], text=[text] * len(images), return_tensors="pt"
+        )
         input_shape = encoded["input_ids"].shape
         return {
             key: value
