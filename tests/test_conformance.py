@@ -203,6 +203,7 @@ def test_batched_results_equal_single_results(wrapper, sample, mask) -> None:
         torch.testing.assert_close(batch, single, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("photo", ["wide"], indirect=True)  # one size: the search is the slow part
 def test_eagle_exact_order_equals_the_naive_reference(wrapper, sample) -> None:
     mask = FeatureMask.grid(sample.image, 2, 2)
     result = EagleAttribution(wrapper).explain(
