@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from captum.attr import IntegratedGradients
+from captum.attr import FeatureAblation, IntegratedGradients
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from captum_eagle import FeatureMask, MLLMForwardWrapper, list_families
@@ -138,3 +138,15 @@ def test_region_basis_rejects_bad_masks_and_subsets(generic_basis) -> None:
         wrapper.adapter.region_basis(sample.image, mask.mask * 2)
     with pytest.raises(ValueError, match="subsets must be \\(K, 4\\)"):
         basis.subsets(torch.ones(2, 3, dtype=torch.bool))
+
+
+def test_captum_perturbation_methods_run_on_the_generic_path(generic_basis) -> None:
+    wrapper, sample, mask, basis = generic_basis
+    attribution = FeatureAblation(wrapper).attribute(
+        sample.image, additional_forward_args=(sample,), feature_mask=mask.mask
+    )
+    full = wrapper(sample.image, sample)
+    removed = wrapper(basis.subsets(torch.eye(4, dtype=torch.bool), keep=False).images(), sample)
+    for region in range(4):
+        value = attribution[mask.mask.expand_as(attribution) == region].unique()
+        torch.testing.assert_close(value, (full - removed[region]).view(1), atol=1e-5, rtol=0)
