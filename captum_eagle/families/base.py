@@ -137,6 +137,13 @@ def image_only_processor(
 _IMAGE_ONLY_CLASSES: dict[type, type] = {}
 
 
+class _NoVideoProcessor:
+    """Stands in for the video processor: some chat templates (SmolVLM) read its defaults."""
+
+    num_frames = None
+    fps = None
+
+
 def _image_only_class(base: type) -> type:
     if base not in _IMAGE_ONLY_CLASSES:
 
@@ -146,6 +153,10 @@ def _image_only_class(base: type) -> type:
         _IMAGE_ONLY_CLASSES[base] = type(
             f"ImageOnly{base.__name__}",
             (base,),
-            {"get_attributes": classmethod(get_attributes), "__module__": __name__},
+            {
+                "get_attributes": classmethod(get_attributes),
+                "video_processor": _NoVideoProcessor(),
+                "__module__": __name__,
+            },
         )
     return _IMAGE_ONLY_CLASSES[base]
