@@ -139,9 +139,8 @@ def test_pixel_inputs_equal_the_processor_on_masked_images(wrapper, sample, mask
     assert_same_inputs(wrapper.adapter.pixel_inputs(images), batched(outputs), atol=1e-5)
 
 
+@pytest.mark.parametrize("wrapper", ["generic"], indirect=True)  # the region basis is generic
 def test_region_basis_equals_the_processor_within_8_bit_rounding(wrapper, sample, mask) -> None:
-    if not hasattr(wrapper.adapter, "region_basis"):
-        pytest.skip("torch adapters mask pixels directly; the region basis is the generic path's")
     # Mid-range pixels and a grey baseline: the processor's resize never clips, so the only gap
     # to the processor is its rounding to 8 bits (<= 1 level per call, per basis term).
     image = 0.25 + 0.5 * sample.image
@@ -155,9 +154,8 @@ def test_region_basis_equals_the_processor_within_8_bit_rounding(wrapper, sample
         assert_same_inputs(lazy.pixel_inputs(), reference, atol=(mask.n_regions + 1) * level)
 
 
+@pytest.mark.parametrize("wrapper", ["generic"], indirect=True)  # the region basis is generic
 def test_region_basis_scores_like_the_processor_with_a_black_baseline(wrapper, sample, mask):
-    if not hasattr(wrapper.adapter, "region_basis"):
-        pytest.skip("torch adapters mask pixels directly; the region basis is the generic path's")
     # Black fill: the resize can clip its overshoot at region borders, a local error, so the mean
     # pixel error stays within one 8-bit level and the probabilities barely move.
     basis = wrapper.adapter.region_basis(sample.image, mask.mask, baselines=0.0)
