@@ -22,7 +22,7 @@ from PIL import Image
 from torch import nn
 from transformers import PreTrainedModel, ProcessorMixin
 
-from captum_eagle.families import ModelFamily, family_for
+from captum_eagle.families import ModelFamily, RegionSubsets, family_for
 from captum_eagle.families.base import _image_only_class, check_processor_matches
 from captum_eagle.images import ImageLike, check_pixels, to_image_tensor, to_pil
 
@@ -559,7 +559,7 @@ class MLLMForwardWrapper(nn.Module):
         return torch.cat(chunks, dim=0).to(images.device)
 
     def _check_images(self, images: torch.Tensor, sample: PreparedSample) -> None:
-        if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        if not isinstance(images, torch.Tensor | RegionSubsets) or images.ndim != 4:
             raise ValueError(
                 "images must be a (B, 3, H, W) tensor; got "
                 f"{getattr(images, 'shape', type(images).__name__)}."
@@ -569,7 +569,8 @@ class MLLMForwardWrapper(nn.Module):
                 f"images have shape {tuple(images.shape[1:])} per image but the sample was "
                 f"prepared at {tuple(sample.image.shape[1:])}; perturb sample.image."
             )
-        check_pixels(images)
+        if isinstance(images, torch.Tensor):  # RegionSubsets are built from a checked image
+            check_pixels(images)
 
     def _score_chunk(self, images: torch.Tensor, sample: PreparedSample) -> torch.Tensor:
         batch = images.shape[0]

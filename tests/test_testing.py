@@ -120,18 +120,7 @@ def test_batch_of_two_equals_singles(name: str) -> None:
     torch.testing.assert_close(batched, singles, atol=1e-5, rtol=1e-4)
 
 
-# SmolVLMProcessor.apply_chat_template reads video_processor.num_frames, and the image-only
-# processor has none; strict, so that the fix in captum_eagle.families shows up here
-_SMOLVLM_TEMPLATE_BUG = pytest.mark.xfail(raises=AttributeError, strict=True)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=_SMOLVLM_TEMPLATE_BUG) if name == "smolvlm" else name
-        for name in NAMES
-    ],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_processor_chat_template_equals_the_tokenizer_one(name: str) -> None:
     _, processor = _built(name)
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT}]}]

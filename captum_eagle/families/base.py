@@ -34,6 +34,12 @@ class ModelFamily:
     processor_class: ClassVar[str] = ""
 
     def __init__(self, model: PreTrainedModel, processor: ProcessorMixin) -> None:
+        if getattr(processor, "image_processor", None) is None:
+            raise TypeError(
+                f"The processor {type(processor).__name__} has no image processor, so it cannot "
+                "turn images into model inputs. Pass the model's multimodal processor "
+                "(AutoProcessor.from_pretrained(<model id>)), not its tokenizer."
+            )
         self.model = model
         self.processor = processor
         self.image_processor = processor.image_processor
@@ -73,8 +79,13 @@ class ModelFamily:
         return self.model.dtype
 
     def processor_inputs(self, image: Image.Image, text: str) -> dict[str, Any]:
-        """Run the family's own processor on an already resized image (used to tokenise)."""
-        return dict(self.processor(images=[image], text=[text], return_tensors="pt"))
+        """Run the family's own processor on an already resized image (used to tokenise).
+
+        Training ``labels`` (PaliGemma returns them) are dropped: they are no model input here.
+        """
+        encoded = dict(self.processor(images=[image], text=[text], return_tensors="pt"))
+        encoded.pop("labels", None)
+        return encoded
 
 
 def register_family(cls: type[ModelFamily]) -> type[ModelFamily]:
@@ -91,19 +102,20 @@ def list_families() -> dict[str, tuple[str, ...]]:
 
 
 def family_for(model: PreTrainedModel, name: str | None = None) -> type[ModelFamily]:
-    """Find the family adapter for ``model`` (or by explicit ``name``); clear error otherwise."""
+    """Find the family adapter for ``model`` (or by explicit ``name``).
+
+    A model class with a hand-written adapter gets it; any other image-text-to-text model gets the
+    processor-agnostic ``"generic"`` path. A model that cannot take images is a ``TypeError``.
+    """
     if name is not None:
         return FAMILIES.get(name)
     class_names = [klass.__name__ for klass in type(model).__mro__]
     for _, cls in FAMILIES.items():
         if any(class_name in cls.model_classes for class_name in class_names):
             return cls
-    supported = ", ".join(f"{k} ({', '.join(v)})" for k, v in list_families().items())
-    raise TypeError(
-        f"No captum-eagle adapter for model class {type(model).__name__}. Supported: {supported}. "
-        "To add one, subclass captum_eagle.families.ModelFamily and decorate it with "
-        "@register_family (see README, CONTRIBUTING)."
-    )
+    generic = FAMILIES.get("generic")
+    generic.check_model(model)
+    return generic
 
 
 def image_only_processor(
@@ -125,6 +137,13 @@ def image_only_processor(
 _IMAGE_ONLY_CLASSES: dict[type, type] = {}
 
 
+class _NoVideoProcessor:
+    """Stands in for the video processor: some chat templates (SmolVLM) read its defaults."""
+
+    num_frames = None
+    fps = None
+
+
 def _image_only_class(base: type) -> type:
     if base not in _IMAGE_ONLY_CLASSES:
 
@@ -134,7 +153,11 @@ def _image_only_class(base: type) -> type:
         _IMAGE_ONLY_CLASSES[base] = type(
             f"ImageOnly{base.__name__}",
             (base,),
-            {"get_attributes": classmethod(get_attributes), "__module__": __name__},
+            {
+                "get_attributes": classmethod(get_attributes),
+                "video_processor": _NoVideoProcessor(),
+                "__module__": __name__,
+            },
         )
     return _IMAGE_ONLY_CLASSES[base]
 
