@@ -180,6 +180,17 @@ def to_image_tensor(image: ImageLike) -> torch.Tensor:
     )
 
 
+def _check_prompt_ids(prompt_ids: torch.Tensor, batch: int, sample: PreparedSample) -> None:
+    expected = (batch, sample.prompt_ids.shape[1])
+    if not isinstance(prompt_ids, torch.Tensor) or tuple(prompt_ids.shape) != expected:
+        raise ValueError(
+            f"prompt_ids must be a {expected} tensor (one prompt per image, as long as "
+            f"sample.prompt_ids); got {getattr(prompt_ids, 'shape', type(prompt_ids).__name__)}."
+        )
+    if prompt_ids.dtype != torch.long:
+        raise TypeError(f"prompt_ids must be token ids (torch.long); got {prompt_ids.dtype}.")
+
+
 def _to_pil(tensor: torch.Tensor) -> Image.Image:
     array = (tensor[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
     return Image.fromarray(array)
@@ -432,17 +443,44 @@ class MLLMForwardWrapper(nn.Module):
             return log_probs.mean(dim=1)
         return log_probs.exp().mean(dim=1)
 
-    def token_probabilities(self, images: torch.Tensor, sample: PreparedSample) -> torch.Tensor:
-        r"""Probabilities of the target tokens under teacher forcing, shape ``(B, T)``."""
-        return self.token_log_probabilities(images, sample).exp()
+    def token_probabilities(
+        self,
+        images: torch.Tensor,
+        sample: PreparedSample,
+        *,
+        prompt_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        r"""Probabilities of the target tokens under teacher forcing, shape ``(B, T)``.
 
-    def token_log_probabilities(self, images: torch.Tensor, sample: PreparedSample) -> torch.Tensor:
-        r"""Log-probabilities of the target tokens under teacher forcing, shape ``(B, T)``."""
+        ``prompt_ids`` (optional, ``(B, L)``): one prompt per image, of the length of
+        ``sample.prompt_ids`` (e.g. with some prompt words replaced by a baseline token).
+        """
+        return self.token_log_probabilities(images, sample, prompt_ids=prompt_ids).exp()
+
+    def token_log_probabilities(
+        self,
+        images: torch.Tensor,
+        sample: PreparedSample,
+        *,
+        prompt_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        r"""Log-probabilities of the target tokens under teacher forcing, shape ``(B, T)``.
+
+        ``prompt_ids`` (optional, ``(B, L)``): per-image prompt token ids, see
+        :meth:`token_probabilities`. Default: ``sample.prompt_ids`` for every image.
+        """
         self._check_images(images, sample)
         if sample.n_targets == 0:
             raise ValueError("The sample has no target tokens; use sample.with_targets(...).")
+        if prompt_ids is None:
+            prompt_ids = sample.prompt_ids.expand(images.shape[0], -1)
+        _check_prompt_ids(prompt_ids, images.shape[0], sample)
         chunks = [
-            self._score_chunk(images[start : start + self.batch_size], sample)
+            self._score_chunk(
+                images[start : start + self.batch_size],
+                sample,
+                prompt_ids[start : start + self.batch_size],
+            )
             for start in range(0, images.shape[0], self.batch_size)
         ]
         return torch.cat(chunks, dim=0).to(images.device)
@@ -459,15 +497,18 @@ class MLLMForwardWrapper(nn.Module):
                 f"prepared at {tuple(sample.image.shape[1:])}; perturb sample.image."
             )
 
-    def _score_chunk(self, images: torch.Tensor, sample: PreparedSample) -> torch.Tensor:
+    def _score_chunk(
+        self, images: torch.Tensor, sample: PreparedSample, prompt_ids: torch.Tensor
+    ) -> torch.Tensor:
         batch = images.shape[0]
         n_prompt = sample.prompt_ids.shape[1]
         last = int(sample.target_indices.max())
-        input_ids = torch.cat([sample.prompt_ids[0], sample.answer_ids[:last]])
         device = self.device
+        answer = sample.answer_ids[:last].to(device).expand(batch, -1)
+        input_ids = torch.cat([prompt_ids.to(device), answer], dim=1)
         inputs: dict[str, Any] = {
-            "input_ids": input_ids.to(device).expand(batch, -1),
-            "attention_mask": torch.ones(batch, input_ids.numel(), dtype=torch.long, device=device),
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
         }
         for key, value in sample.token_inputs.items():
             extended = torch.cat([value[0], value.new_zeros(last)])
