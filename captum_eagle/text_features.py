@@ -250,16 +250,20 @@ def _prompt_tokens(
 ) -> list[tuple[int, int, int | None]]:
     """Tokens overlapping the prompt: ``(start, end, position)`` in prompt characters and
     ``prompt_ids`` positions; ``position`` is ``None`` for special tokens."""
+    no_offsets = TypeError(
+        f"{type(tokenizer).__name__} cannot map words to tokens (it returns no character "
+        "offsets: return_offsets_mapping is unsupported, as in slow tokenizers); load the fast "
+        "tokenizer (AutoProcessor.from_pretrained(..., use_fast=True)) or pass a "
+        "PreTrainedTokenizerFast."
+    )
     try:
         encoded = tokenizer(
             sample.prompt_text, add_special_tokens=False, return_offsets_mapping=True
         )
-    except NotImplementedError as error:
-        raise TypeError(
-            f"{type(tokenizer).__name__} cannot map words to tokens (no return_offsets_mapping, "
-            "a slow tokenizer); load the fast tokenizer (AutoProcessor.from_pretrained(..., "
-            "use_fast=True)) or pass a PreTrainedTokenizerFast."
-        ) from error
+    except (NotImplementedError, ValueError) as error:
+        raise no_offsets from error
+    if "offset_mapping" not in encoded:
+        raise no_offsets
     text_ids = list(encoded["input_ids"])
     prompt_ids = sample.prompt_ids[0].tolist()
     aligned: dict[int, int] = {}
