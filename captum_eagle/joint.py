@@ -182,8 +182,7 @@ class JointResult:
     @property
     def feature_labels(self) -> list[str]:
         """``"region i"`` for image regions, the prompt text for prompt features."""
-        regions = [f"region {r}" for r in range(self.n_image_regions)]
-        return regions + [feature.text for feature in self.text_features]
+        return feature_labels(self.n_image_regions, self.text_features)
 
     @property
     def image_scores(self) -> torch.Tensor:
@@ -356,8 +355,7 @@ class JointForward(nn.Module):
 
     @property
     def feature_labels(self) -> list[str]:
-        regions = [f"region {r}" for r in range(self.scorer.n_image_regions)]
-        return regions + [feature.text for feature in self.scorer.text_features]
+        return feature_labels(self.scorer.n_image_regions, self.scorer.text_features)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         r"""Mean target-token probability with only the features marked 1 shown, ``(B,)``."""
@@ -378,6 +376,19 @@ class JointForward(nn.Module):
             )
         kept = self.scorer.score(features.bool(), terms=(True,)).kept
         return kept.mean(dim=1).to(features.device)
+
+
+def feature_labels(n_image_regions: int, text_features: list[TextFeature]) -> list[str]:
+    r"""Labels of joint feature ids: ``"region i"``, then the text of each prompt feature.
+
+    Examples::
+
+        >>> from captum_eagle.text_features import TextFeature
+        >>> feature_labels(2, [TextFeature("red", 11, 14, (21,))])
+        ['region 0', 'region 1', 'red']
+    """
+    regions = [f"region {r}" for r in range(n_image_regions)]
+    return regions + [feature.text for feature in text_features]
 
 
 def _joint_scorer(
