@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -134,6 +135,14 @@ def test_result_scores_reliance_and_captum_plot(llava) -> None:
     matplotlib.pyplot.close(fig)
 
 
+def test_target_selects_the_explained_tokens(llava) -> None:
+    sample, mask, _ = _setup(llava)
+    result = explain_joint(llava, sample, mask, target=slice(0, 2), search="efficient")
+    assert result.eagle.target_tokens == ["yes", " a"]
+    assert tuple(result.eagle.trajectories.shape) == (2, N_IMAGE + N_TEXT + 1)
+    assert result.reliance.shape == (2,)
+
+
 def test_invalid_inputs_fail_before_any_forward(llava) -> None:
     sample, mask, _ = _setup(llava)
     with _model_calls(llava) as calls:
@@ -192,3 +201,10 @@ def test_shapes_model_asked_colour_matters_more_than_filler_words() -> None:
     by_label = dict(zip(joint.feature_labels, drops.tolist(), strict=True))
     filler = max(abs(by_label[word]) for word in ("is", "there", "a", "?"))
     assert by_label[question.colour] > filler
+
+
+def test_docstring_examples_run() -> None:
+    import captum_eagle.joint as module
+
+    results = doctest.testmod(module)
+    assert results.attempted > 0 and results.failed == 0

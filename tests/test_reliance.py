@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import pytest
@@ -66,3 +67,10 @@ def test_tokens_are_independent_rows() -> None:
 def test_bad_shapes_raise(trajectories, order, message) -> None:
     with pytest.raises(ValueError, match=message):
         modality_reliance(trajectories, order, IS_IMAGE)
+
+
+def test_docstring_examples_run() -> None:
+    import captum_eagle.reliance as module
+
+    results = doctest.testmod(module)
+    assert results.attempted > 0 and results.failed == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 import torch
 from PIL import Image
@@ -211,3 +213,10 @@ def test_masked_prompt_ids_replace_only_absent_features() -> None:
         [10, 11, 0, 0, 14],
         [10, 0, 0, 0, 14],
     ]
+
+
+def test_docstring_examples_run() -> None:
+    import captum_eagle.text_features as module
+
+    results = doctest.testmod(module)
+    assert results.attempted > 0 and results.failed == 0
