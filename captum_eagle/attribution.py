@@ -425,7 +425,7 @@ class EagleAttribution(PerturbationAttribution):
     ) -> EagleResult:
         started = time.perf_counter()
         order = run_search(run.strategy, run.scorer, show_progress=show_progress)
-        result = _summarise(run.scorer, torch.tensor(order), run.strategy.name)
+        result = summarise_search(run.scorer, torch.tensor(order), run.strategy.name)
         result.search_options = run.search_options
         result.seconds = time.perf_counter() - started
         result.inputs = inputs if isinstance(inputs, ImageMaskInput) else None
@@ -519,7 +519,12 @@ def _check_region_ids(mask: torch.Tensor) -> None:
         )
 
 
-def _summarise(scorer: SubsetScorer, order: torch.Tensor, search: str) -> EagleResult:
+def summarise_search(scorer: SubsetScorer, order: torch.Tensor, search: str) -> EagleResult:
+    r"""The :class:`EagleResult` of a finished search: trajectories, gains, saliency, influence.
+
+    Scores every prefix of ``order`` (kept and removed) through ``scorer`` (cached subsets cost no
+    forward); used by :class:`EagleAttribution` and the joint image + prompt search.
+    """
     n_regions = scorer.n_regions
     prefixes = torch.zeros(n_regions + 1, n_regions, dtype=torch.bool)
     for r in range(1, n_regions + 1):

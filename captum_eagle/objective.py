@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from time import perf_counter
+from typing import Any
 
 import torch
 
@@ -140,6 +141,12 @@ class SubsetScorer:
         self.image = image.detach().to(device, torch.float32)
         self.baseline = baseline_image(baselines, self.image)
         self.pixel_region = feature_mask.mask.to(device).flatten()
+        # Families without a torch pixel layout (the generic path) decompose the processor's
+        # output over the regions once (N + 1 processor calls); subsets are then sums of it.
+        region_basis = getattr(wrapper.adapter, "region_basis", None)
+        self.basis = (
+            region_basis(self.image, feature_mask.mask, self.baseline) if region_basis else None
+        )
         self.forwards = 0
         same = (self.image == self.baseline).all(dim=1).flatten()
         differs = torch.bincount(self.pixel_region[~same], minlength=self.n_regions)
@@ -164,6 +171,20 @@ class SubsetScorer:
         keep = torch.as_tensor(keep, device=device).expand(subsets.shape[0])
         show = (inside == keep[:, None]).view(subsets.shape[0], 1, *self.image.shape[-2:])
         return torch.where(show, self.image, self.baseline)
+
+    def model_inputs(
+        self, subsets: torch.Tensor, keep: torch.Tensor
+    ) -> tuple[Any, torch.Tensor | None]:
+        r"""What the wrapper scores for a batch of subsets: ``(images, prompt_ids)``.
+
+        ``images`` are the masked images (:meth:`images`), or, on the generic path, the lazy
+        :class:`~captum_eagle.families.RegionSubsets` that sum the processor's region basis;
+        ``prompt_ids`` is ``None`` (the sample's prompt). Subclasses that perturb more than the
+        image (joint image + prompt features) override this and :meth:`image_key`.
+        """
+        if self.basis is not None:
+            return self.basis.subsets(subsets, keep), None
+        return self.images(subsets, keep), None
 
     @property
     def terms(self) -> tuple[bool, ...]:
@@ -234,9 +255,9 @@ class SubsetScorer:
         while start < subsets.shape[0]:
             size = self.auto_batch.size if self.auto_batch else self.batch_size
             index = slice(start, start + size)
-            images = self.images(subsets[index], keep[index])
+            images, prompt_ids = self.model_inputs(subsets[index], keep[index])
             try:
-                probabilities = self._measured_forward(images)
+                probabilities = self._measured_forward(images, prompt_ids)
             except torch.OutOfMemoryError:
                 if not self.auto_batch or not self.auto_batch.out_of_memory(images.shape[0]):
                     raise
@@ -251,7 +272,7 @@ class SubsetScorer:
         # One device-to-host copy per request: no host sync between the chunks.
         return torch.cat(outputs, dim=0).cpu()
 
-    def _measured_forward(self, images: torch.Tensor) -> torch.Tensor:
+    def _measured_forward(self, images: Any, prompt_ids: torch.Tensor | None) -> torch.Tensor:
         measuring = self.auto_batch is not None and not self.auto_batch.settled
         cuda = measuring and images.is_cuda
         if cuda:
@@ -263,7 +284,7 @@ class SubsetScorer:
             torch.cuda.reset_peak_memory_stats(device)
         started = perf_counter()
         probabilities = self.wrapper.token_probabilities(
-            images, self.sample, batch_size=images.shape[0]
+            images, self.sample, batch_size=images.shape[0], prompt_ids=prompt_ids
         ).float()
         if cuda:
             torch.cuda.synchronize(device)

@@ -190,6 +190,17 @@ def _warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
     )
 
 
+def _check_prompt_ids(prompt_ids: torch.Tensor, batch: int, sample: PreparedSample) -> None:
+    expected = (batch, sample.prompt_ids.shape[1])
+    if not isinstance(prompt_ids, torch.Tensor) or tuple(prompt_ids.shape) != expected:
+        raise ValueError(
+            f"prompt_ids must be a {expected} tensor (one prompt per image, as long as "
+            f"sample.prompt_ids); got {getattr(prompt_ids, 'shape', type(prompt_ids).__name__)}."
+        )
+    if prompt_ids.dtype != torch.long:
+        raise TypeError(f"prompt_ids must be token ids (torch.long); got {prompt_ids.dtype}.")
+
+
 class MLLMForwardWrapper(nn.Module):
     r"""Teacher-forced answer probabilities of an image-text-to-text model, as a forward function.
 
@@ -536,24 +547,47 @@ class MLLMForwardWrapper(nn.Module):
         return log_probs.exp().mean(dim=1)
 
     def token_probabilities(
-        self, images: torch.Tensor, sample: PreparedSample, *, batch_size: int | None = None
+        self,
+        images: torch.Tensor,
+        sample: PreparedSample,
+        *,
+        batch_size: int | None = None,
+        prompt_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         r"""Probabilities of the target tokens under teacher forcing, shape ``(B, T)``.
 
-        ``batch_size``: images per model forward (default: the wrapper's ``batch_size``).
+        Args:
+            images (Tensor): ``(B, 3, H, W)`` in ``[0, 1]``.
+            sample (PreparedSample): prompt, answer and target tokens.
+            batch_size (int, optional): images per model forward. Default: the wrapper's.
+            prompt_ids (Tensor, optional): ``(B, L)`` one prompt per image, of the length of
+                ``sample.prompt_ids`` (e.g. with some prompt words replaced by a baseline token).
+                Default: ``sample.prompt_ids`` for every image.
         """
-        return self.token_log_probabilities(images, sample, batch_size=batch_size).exp()
+        return self.token_log_probabilities(
+            images, sample, batch_size=batch_size, prompt_ids=prompt_ids
+        ).exp()
 
     def token_log_probabilities(
-        self, images: torch.Tensor, sample: PreparedSample, *, batch_size: int | None = None
+        self,
+        images: torch.Tensor,
+        sample: PreparedSample,
+        *,
+        batch_size: int | None = None,
+        prompt_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        r"""Log-probabilities of the target tokens under teacher forcing, shape ``(B, T)``."""
+        r"""Log-probabilities of the target tokens, ``(B, T)``; see :meth:`token_probabilities`."""
         self._check_images(images, sample)
         if sample.n_targets == 0:
             raise ValueError("The sample has no target tokens; use sample.with_target_tokens(...).")
+        if prompt_ids is None:
+            prompt_ids = sample.prompt_ids.expand(images.shape[0], -1)
+        _check_prompt_ids(prompt_ids, images.shape[0], sample)
         size = batch_size or self.batch_size
         chunks = [
-            self._score_chunk(images[start : start + size], sample)
+            self._score_chunk(
+                images[start : start + size], sample, prompt_ids[start : start + size]
+            )
             for start in range(0, images.shape[0], size)
         ]
         return torch.cat(chunks, dim=0).to(images.device)
@@ -572,15 +606,18 @@ class MLLMForwardWrapper(nn.Module):
         if isinstance(images, torch.Tensor):  # RegionSubsets are built from a checked image
             check_pixels(images)
 
-    def _score_chunk(self, images: torch.Tensor, sample: PreparedSample) -> torch.Tensor:
+    def _score_chunk(
+        self, images: torch.Tensor, sample: PreparedSample, prompt_ids: torch.Tensor
+    ) -> torch.Tensor:
         batch = images.shape[0]
         n_prompt = sample.prompt_ids.shape[1]
         last = int(sample.target_indices.max())
-        input_ids = torch.cat([sample.prompt_ids[0], sample.answer_ids[:last]])
         device = self.device
+        answer = sample.answer_ids[:last].to(device).expand(batch, -1)
+        input_ids = torch.cat([prompt_ids.to(device), answer], dim=1)
         inputs: dict[str, Any] = {
-            "input_ids": input_ids.to(device).expand(batch, -1),
-            "attention_mask": torch.ones(batch, input_ids.numel(), dtype=torch.long, device=device),
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
         }
         for key, value in sample.token_inputs.items():
             extended = torch.cat([value[0], value.new_zeros(last)])
