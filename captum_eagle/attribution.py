@@ -539,7 +539,7 @@ def summarise_search(scorer: SubsetScorer, order: torch.Tensor, search: str) -> 
     token_attribution = torch.empty_like(token_gains)
     token_attribution[:, order] = token_gains
     trajectories = kept.T.contiguous()
-    region_areas = scorer.feature_mask.areas[order]
+    region_areas = scorer.feature_areas()[order]
     return EagleResult(
         order=order,
         objective=objective,

@@ -134,6 +134,16 @@ class JointScorer(SubsetScorer):
         images, _ = super().model_inputs(subsets[:, : self.n_image_regions], keep)
         return images, self.prompt_ids(subsets, keep).to(self.wrapper.device)
 
+    def feature_areas(self) -> torch.Tensor:
+        r"""Region pixel counts, then one mean region area per prompt feature.
+
+        The influence axis of a joint trajectory weighs each prompt feature like an average
+        image region, so that neither modality dominates the x axis by construction.
+        """
+        areas = self.feature_mask.areas.double()
+        text = areas.mean().expand(len(self.text_features))
+        return torch.cat([areas, text])
+
     def image_key(self, subset: torch.Tensor, keep: bool) -> bytes:
         r"""Identifies the model input of ``subset``: its image (see the parent) and its words."""
         image = super().image_key(subset[: self.n_image_regions], keep)

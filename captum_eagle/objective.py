@@ -172,6 +172,10 @@ class SubsetScorer:
         show = (inside == keep[:, None]).view(subsets.shape[0], 1, *self.image.shape[-2:])
         return torch.where(show, self.image, self.baseline)
 
+    def feature_areas(self) -> torch.Tensor:
+        r"""``(N,)`` pixel count of each region: the x axis of the per-token influence."""
+        return self.feature_mask.areas
+
     def model_inputs(
         self, subsets: torch.Tensor, keep: torch.Tensor
     ) -> tuple[Any, torch.Tensor | None]:

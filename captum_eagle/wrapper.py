@@ -267,10 +267,11 @@ class MLLMForwardWrapper(nn.Module):
             )
         _check_positive_int("batch_size", batch_size)
         adapter_class = family_for(model, family)
+        adapter = adapter_class(model, processor)  # refuses a processor without images first
         check_processor_matches(model, processor, adapter_class)
         self.model = model.eval()
         self.processor = processor
-        self.adapter: ModelFamily = adapter_class(model, processor)
+        self.adapter: ModelFamily = adapter
         self.batch_size = batch_size
         self.score_type = score_type
 

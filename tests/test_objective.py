@@ -129,7 +129,7 @@ def test_baseline_errors_name_the_problem(llava, llava_sample, grid) -> None:
         SubsetScorer(llava, llava_sample, grid, baselines=torch.zeros(2, 5, 5))
     with pytest.raises(TypeError, match="baselines must be a number or a tensor"):
         SubsetScorer(llava, llava_sample, grid, baselines=[0.0, 0.0, 0.0])
-    with pytest.raises(ValueError, match="Divide 0-255 values by 255"):
+    with pytest.raises(ValueError, match="Divide 8-bit values by 255"):
         SubsetScorer(llava, llava_sample, grid, baselines=128)
     with pytest.raises(ValueError, match="NaN"):
         SubsetScorer(llava, llava_sample, grid, baselines=float("nan"))

@@ -180,7 +180,7 @@ def check_processor_matches(
         family (type[ModelFamily], optional): the family adapter chosen for ``model``.
     """
     problems = []
-    if family is not None:
+    if family is not None and family.processor_class != "AutoProcessor":  # generic: any class
         names = [klass.__name__ for klass in type(processor).__mro__]
         if family.processor_class not in names:
             problems.append(
@@ -188,12 +188,13 @@ def check_processor_matches(
                 f"{type(processor).__name__}"
             )
     config = model.config
-    ours = _image_token_id(processor)
+    ours = _image_token_ids(processor)
     theirs = getattr(config, "image_token_id", getattr(config, "image_token_index", None))
-    if ours is not None and ours != theirs:
+    if ours and theirs not in ours:
         problems.append(
             f"the processor's image token {getattr(processor, 'image_token', None)!r} has id "
-            f"{ours} but the model config's image_token_id is {theirs}"
+            f"{' or '.join(map(str, sorted(ours)))} but the model config's image_token_id is "
+            f"{theirs}"
         )
     problems += _vision_mismatches(processor, getattr(config, "vision_config", None))
     tokenizer = getattr(processor, "tokenizer", None)
@@ -211,21 +212,29 @@ def check_processor_matches(
         )
 
 
-def _image_token_id(processor: ProcessorMixin) -> int | None:
-    token_id = getattr(processor, "image_token_id", None)
+def _image_token_ids(processor: ProcessorMixin) -> set[int]:
+    """Ids the processor may mean by "image token".
+
+    Families differ: Gemma 3's processor calls the begin-of-image token its ``image_token_id``
+    while the model config names the soft token its tokenizer calls ``image_token_id``.
+    """
+    ids = {getattr(processor, "image_token_id", None)}
+    tokenizer = getattr(processor, "tokenizer", None)
+    ids.add(getattr(tokenizer, "image_token_id", None))
     token = getattr(processor, "image_token", None)
-    if token_id is None and token is not None:
-        token_id = processor.tokenizer.convert_tokens_to_ids(token)
-    return token_id
+    if token is not None and tokenizer is not None:
+        ids.add(tokenizer.convert_tokens_to_ids(token))
+    return {i for i in ids if isinstance(i, int)}
 
 
 def _vision_mismatches(processor: ProcessorMixin, vision: Any) -> list[str]:
     """Patch / merge / image sizes of the processor that disagree with the vision config."""
     if vision is None:
         return []
+    # The processor-level patch size may include a downsampling factor (Aya Vision): compare
+    # the image processor's, which is the vision tower's own.
     image_processor = processor.image_processor
     pairs = [
-        ("patch size", getattr(processor, "patch_size", None), "patch_size"),
         ("patch size", getattr(image_processor, "patch_size", None), "patch_size"),
         ("merge size", getattr(image_processor, "merge_size", None), "spatial_merge_size"),
         (
