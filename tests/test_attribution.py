@@ -431,7 +431,7 @@ def test_fractional_mask_ids_are_an_error(wrapper, sample, grid) -> None:
 @LLAVA_ONLY
 def test_raw_pixel_inputs_name_the_fix(wrapper, sample, grid) -> None:
     raw = (sample.image * 255).round().to(torch.uint8)
-    with pytest.raises(TypeError, match="Divide 8-bit values by 255"):
+    with pytest.raises(TypeError, match="Divide 0-255 values by 255"):
         _attribute(wrapper, raw, sample, grid)
     with pytest.raises(ValueError, match="prepared sample's size"):
         _attribute(wrapper, sample.image[..., :-1], sample, grid)
