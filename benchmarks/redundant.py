@@ -316,9 +316,10 @@ def markdown_report(records: Sequence[dict[str, Any]]) -> str:
             rows[name].append(record)
         regions, task, kind, evidence = group
         scenes = len({r["scene"] for r in groups[group]})
+        cases = len({(r["scene"], r["label"]) for r in groups[group]})
         lines = [
             f"**{task}**, {kind}, {evidence} evidence, {regions} regions requested: "
-            f"{scenes} scenes, {len(rows['eagle:exact'])} explanations",
+            f"{scenes} scenes, {cases} explanations",
             "",
             "| method | n | del ↓ | ins ↑ | AHS ↑ | PG mask ↑ | PG mask tie ↑ | fwd |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -420,7 +421,15 @@ def versions() -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> Path:
     r"""Run the benchmark described by ``args``; return the JSONL file written."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> Path:
     started = time.perf_counter()
     deadline = None if args.max_minutes is None else started + 60 * args.max_minutes
     out = args.out or RESULTS / f"s{args.seed}.jsonl"

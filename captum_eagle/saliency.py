@@ -19,7 +19,7 @@ Examples::
     ['gain', 'paper']
     >>> order, gains = torch.tensor([2, 0, 1]), torch.tensor([0.9, 0.0, 0.8])
     >>> get_saliency_rule("paper")(order, gains)
-    tensor([1.0000, 0.0000, 1.0000])
+    tensor([1., 0., 1.])
     >>> get_saliency_rule("gain")(order, gains)
     tensor([0.0000, 0.8889, 1.0000])
 """
