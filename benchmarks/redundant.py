@@ -98,6 +98,9 @@ EXTRA_SEARCHES: dict[str, SearchStrategy] = {
 """Strategy settings measured beside the registered defaults."""
 METRICS: tuple[str, ...] = ("deletion", "insertion", "ahs", "point_mask", "point_mask_tie")
 LOWER_IS_BETTER = {"deletion"}
+REFERENCE = "eagle:exact"
+"""The paper's Eagle (exact greedy, the paper's saliency rule): every other variant is paired
+with it too (insertion and pointing must not drop)."""
 BOOTSTRAP = 2000
 RESULTS = ROOT / "benchmarks" / "results" / "redundant"
 
@@ -257,10 +260,11 @@ def _group(record: dict[str, Any]) -> tuple:
 def paired_differences(
     records: Sequence[dict[str, Any]],
 ) -> dict[tuple, dict[str, list[float]]]:
-    r"""``{(group, Eagle method, baseline): {metric: [Eagle − baseline per case]}}``.
+    r"""``{(group, Eagle method, partner): {metric: [Eagle − partner per case]}}``.
 
-    Each Eagle record pairs with the baseline record of the same case whose ``budget`` equals its
-    forwards.
+    Partners: each baseline of :data:`BASELINES` whose ``budget`` equals the Eagle method's forwards
+    on the same case (equal budget), and :data:`REFERENCE` (the paper's Eagle) on the same case.
+    NaN values (no ground truth for the pointing game) are left out.
     """
     by_case: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
@@ -269,16 +273,19 @@ def paired_differences(
             by_case[(*key, record["label"])].append(record)
     pairs: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for group in by_case.values():
-        baselines = {(r["method"], r["budget"]): r for r in group if "budget" in r}
+        partners = {(r["method"], r["budget"]): r for r in group if "budget" in r}
+        reference = next((r for r in group if r["method"] == REFERENCE), None)
         for ours in (r for r in group if r["method"].startswith("eagle")):
-            for method in BASELINES:
-                theirs = baselines.get((method, ours["forwards"]))
+            matched = {method: partners.get((method, ours["forwards"])) for method in BASELINES}
+            if ours is not reference:
+                matched[REFERENCE] = reference
+            for name, theirs in matched.items():
                 if theirs is None:
                     continue
                 for metric in METRICS:
                     a, b = ours[metric], theirs[metric]
                     if not (math.isnan(a) or math.isnan(b)):
-                        pairs[(_group(ours), ours["method"], method)][metric].append(a - b)
+                        pairs[(_group(ours), ours["method"], name)][metric].append(a - b)
     return pairs
 
 
@@ -289,7 +296,10 @@ def _interval(differences: Sequence[float]) -> str:
     return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
-def _verdict(metric: str, differences: Sequence[float]) -> str:
+def verdict(metric: str, differences: Sequence[float]) -> str:
+    r"""``"win"`` / ``"loss"`` when the bootstrap interval of Eagle − partner excludes 0 in Eagle's
+    favour / against it (lower is better for deletion), ``"tie"`` otherwise, ``"?"`` below 2 cases.
+    """
     if len(differences) < 2:
         return "?"
     _, low, high = bootstrap_interval(differences)
@@ -298,22 +308,46 @@ def _verdict(metric: str, differences: Sequence[float]) -> str:
     return "win" if low > 0 else "loss" if high < 0 else "tie"
 
 
+PAIRED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("deletion", "kernel_shap"),
+    ("deletion", "lime"),
+    ("insertion", "kernel_shap"),
+    ("point_mask_tie", "kernel_shap"),
+    ("deletion", REFERENCE),
+    ("insertion", REFERENCE),
+    ("point_mask_tie", REFERENCE),
+)
+SHORT = {"deletion": "del", "insertion": "ins", "point_mask_tie": "PG tie", REFERENCE: "exact"}
+
+
+def _key(group: tuple) -> tuple:
+    kinds = {kind: i for i, kind in enumerate(KINDS)}
+    return (group[0], TASKS.index(group[1]), kinds.get(group[2], 9), group[3])
+
+
 def markdown_report(records: Sequence[dict[str, Any]]) -> str:
-    r"""Per group (regions, task, kind, single / duplicated evidence): means, paired intervals."""
+    r"""Per group (regions, task, kind, single / duplicated evidence): means and paired intervals
+    of every Eagle method, then the verdicts counted over the groups, then the hallucination
+    table."""
     explanations = [r for r in records if r.get("type") == "explanation"]
     pairs = paired_differences(explanations)
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for record in explanations:
         groups[_group(record)].append(record)
-    kinds = {kind: i for i, kind in enumerate(KINDS)}
-    blocks = []
-    for group in sorted(groups, key=lambda g: (g[0], TASKS.index(g[1]), kinds.get(g[2], 9), g[3])):
+    header = "| method | n | del ↓ | ins ↑ | PG tie ↑ | fwd | " + " | ".join(
+        f"Δ{SHORT[metric]} vs {SHORT.get(partner, partner)}" for metric, partner in PAIRED_COLUMNS
+    )
+    blocks = [
+        "Δ = Eagle method − partner, mean [bootstrap 95%] over the paired explanations; baselines "
+        "at the Eagle method's own forward count; del: negative is better."
+    ]
+    for group in sorted(groups, key=_key):
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for record in groups[group]:
-            name = record["method"]
-            if "budget" in record:  # baselines: one row per budget of the Eagle strategies
-                name += f"@{'|'.join(record['budget_of'])}"
-            rows[name].append(record)
+            if "budget" not in record:
+                rows[record["method"]].append(record)
+            elif "exact" in record["budget_of"]:
+                rows[f"{record['method']} (exact's forwards)"].append(record)
         regions, task, kind, evidence = group
         scenes = len({r["scene"] for r in groups[group]})
         cases = len({(r["scene"], r["label"]) for r in groups[group]})
@@ -321,34 +355,53 @@ def markdown_report(records: Sequence[dict[str, Any]]) -> str:
             f"**{task}**, {kind}, {evidence} evidence, {regions} regions requested: "
             f"{scenes} scenes, {cases} explanations",
             "",
-            "| method | n | del ↓ | ins ↑ | AHS ↑ | PG mask ↑ | PG mask tie ↑ | fwd |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            header + " |",
+            "|---|" + "---:|" * (5 + len(PAIRED_COLUMNS)),
         ]
         for name in sorted(rows, key=lambda n: (not n.startswith("eagle"), n)):
-            cells = [_mean([r[m] for r in rows[name]]) for m in METRICS]
+            cells = [_mean([r[m] for r in rows[name]]) for m in SHORT if m in METRICS]
+            cells_text = " | ".join("—" if math.isnan(c) else f"{c:.3f}" for c in cells)
             forwards = _mean([r["forwards"] for r in rows[name]])
+            paired = [
+                _interval(pairs.get((group, name, partner), {}).get(metric, []))
+                for metric, partner in PAIRED_COLUMNS
+            ]
             lines.append(
-                f"| {name} | {len(rows[name])} | "
-                + " | ".join("—" if math.isnan(c) else f"{c:.3f}" for c in cells)
-                + f" | {forwards:.0f} |"
+                f"| {name} | {len(rows[name])} | {cells_text} | {forwards:.0f} | "
+                + " | ".join(paired)
+                + " |"
             )
-        lines += [
-            "",
-            "Eagle − baseline at equal forwards, mean [bootstrap 95%] (del: negative is better):",
-            "",
-            "| Eagle | vs | del | ins | PG mask tie | verdicts del / ins / PG |",
-            "|---|---|---|---|---|---|",
-        ]
-        for (g, ours, theirs), metrics in sorted(pairs.items()):
-            if g != group:
-                continue
-            shown = ("deletion", "insertion", "point_mask_tie")
-            verdicts = " / ".join(_verdict(m, metrics.get(m, [])) for m in shown)
-            cells = " | ".join(_interval(metrics.get(m, [])) for m in shown)
-            lines.append(f"| {ours} | {theirs} | {cells} | {verdicts} |")
         blocks.append("\n".join(lines))
+    blocks.append(markdown_verdicts(pairs))
     blocks.append(markdown_hallucination([r for r in records if r.get("type") == "hallucination"]))
     return "\n\n".join(block for block in blocks if block)
+
+
+def markdown_verdicts(pairs: dict[tuple, dict[str, list[float]]]) -> str:
+    r"""Per Eagle method and paired column: groups won / tied / lost (``"?"``: fewer than 2)."""
+    counts: dict[str, dict[tuple, dict[str, int]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(int))
+    )
+    for (_, ours, partner), metrics in pairs.items():
+        for metric, column_partner in PAIRED_COLUMNS:
+            if partner == column_partner and metric in metrics:
+                counts[ours][(metric, partner)][verdict(metric, metrics[metric])] += 1
+    if not counts:
+        return ""
+    columns = [f"{SHORT[m]} vs {SHORT.get(p, p)}" for m, p in PAIRED_COLUMNS]
+    lines = [
+        "Groups (regions × task × kind × evidence) won / tied / lost by each Eagle method:",
+        "",
+        "| method | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for ours in sorted(counts):
+        cells = []
+        for column in PAIRED_COLUMNS:
+            c = counts[ours].get(column, {})
+            cells.append(f"{c.get('win', 0)} / {c.get('tie', 0)} / {c.get('loss', 0)}")
+        lines.append(f"| {ours} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown_hallucination(records: Sequence[dict[str, Any]]) -> str:

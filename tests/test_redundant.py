@@ -75,6 +75,15 @@ def test_eagle_pairs_with_the_baseline_at_its_own_forward_count() -> None:
     assert pairs[(group, "eagle:lazy", "lime")]["deletion"] == pytest.approx([-0.1])
     assert (group, "eagle:exact", "lime") not in pairs  # no lime at 100 forwards
     assert "point_mask_tie" not in pairs[(group, "eagle:exact", "kernel_shap")]  # NaN skipped
+    assert pairs[(group, "eagle:lazy", "eagle:exact")]["deletion"] == pytest.approx([-0.2])
+    assert (group, "eagle:exact", "eagle:exact") not in pairs
+
+
+def test_verdicts() -> None:
+    assert redundant.verdict("deletion", [-0.2, -0.1, -0.3]) == "win"
+    assert redundant.verdict("insertion", [-0.2, -0.1, -0.3]) == "loss"
+    assert redundant.verdict("insertion", [-0.2, 0.3, 0.1]) == "tie"
+    assert redundant.verdict("insertion", [0.5]) == "?"
 
 
 def _write(path: Path, seed: int, records: list[dict], weights: str = "abc") -> Path:
@@ -127,4 +136,4 @@ def test_tiny_run_writes_jsonl_and_reports(tmp_path, capsys) -> None:
     redundant.main(["--report", *map(str, outs)])
     report = capsys.readouterr().out
     assert "**qa**, plain" in report and "2 scenes" in report
-    assert "| eagle:forward_backward | kernel_shap |" in report
+    assert "| eagle:forward_backward | 2 |" in report and "won / tied / lost" in report
