@@ -102,3 +102,42 @@ def test_front_equals_exact_until_the_switch_and_costs_no_more(explain) -> None:
     assert result.order[:switch].tolist() == exact.order[:switch].tolist()
     assert sorted(result.order.tolist()) == list(range(9))
     assert result.forwards <= exact.forwards
+
+
+def test_issue_21_traced_case_on_the_shapes_model() -> None:
+    """Two white squares, one in region 16, one split over 18 and 19 (32 SLICO regions asked):
+    the exact greedy leaves 16 and 19 at the end of π; forward-backward puts all three first."""
+    from captum_eagle import MLLMForwardWrapper
+    from captum_eagle.metrics import deletion_curve
+    from captum_eagle.zoo import generate_scene, load_default_model, question_prompt
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        wrapper = MLLMForwardWrapper(*load_default_model(), batch_size=64)
+        scene = generate_scene(424244, kind="redundant")
+        question = scene.questions[0]
+        assert question.text == "is there a white square?" and len(question.evidence) == 2
+        sample = wrapper.prepare(scene.image, question_prompt(question), max_new_tokens=4)
+        sample = sample.with_targets(0)
+        mask = FeatureMask.slico(sample.image, 32)
+        eagle = EagleAttribution(wrapper)
+        results = {
+            search: eagle.explain(
+                sample.image, feature_mask=mask, additional_forward_args=(sample,), search=search
+            )
+            for search in ("exact", "forward_backward")
+        }
+        exact, both = results["exact"].order.tolist(), results["forward_backward"].order.tolist()
+        assert exact[0] == 18 and {16, 19} <= set(exact[-3:])
+        assert {16, 18, 19} <= set(both[:4])
+        assert results["forward_backward"].forwards <= results["exact"].forwards
+        deletion = {
+            search: deletion_curve(wrapper, sample, result.attribution_map(), feature_mask=mask)
+            for search, result in results.items()
+        }
+        # Exact: the answer survives until the last copy goes; forward-backward: gone early.
+        assert deletion["exact"].probabilities[len(exact) // 2] > 0.5
+        assert deletion["forward_backward"].probabilities[len(exact) // 2] < 0.5
+    finally:
+        torch.set_num_threads(threads)
