@@ -56,6 +56,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -472,14 +473,21 @@ def versions() -> dict[str, str]:
     return {name: version(name) for name in names}
 
 
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the ``with`` block on ``count`` torch CPU threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def run(args: argparse.Namespace) -> Path:
     r"""Run the benchmark described by ``args``; return the JSONL file written."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         return _run(args)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(args: argparse.Namespace) -> Path:
