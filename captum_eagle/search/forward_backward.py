@@ -36,6 +36,12 @@ class ForwardBackwardGreedy(SearchStrategy):
     (small) tail visible, so the back fills with regions that support nothing on their own, and
     every copy of the evidence stays in the prefix, right after the front.
 
+    Measured in ``benchmarks/redundant.py`` (``benchmarks/results/redundant/README.md``): on
+    redundant scenes the deletion AUC falls to KernelShap's at equal forwards (32 regions, qa:
+    0.223 with the exact greedy, 0.082 with this, 0.080 KernelShap); insertion, pointing and the
+    hallucination metrics stay the exact greedy's; on plain single-object scenes deletion rises
+    slightly (< 0.01). Not the default for that reason.
+
     Cost: one objective evaluation (two forwards) per remaining region per step, one region placed
     per step (the switching step places one at the front), so ``N(N + 1)`` forwards at most, the
     exact greedy's cost. Until the switch, the order equals the exact greedy's.
