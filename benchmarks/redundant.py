@@ -67,11 +67,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.*` importable
     sys.path.insert(0, str(ROOT))
 
-import captum_eagle.search.forward_backward  # noqa: E402, F401  (registers "forward_backward")
-from benchmarks.baselines import BASELINE, get_method  # noqa: E402
 from benchmarks.faithfulness import (  # noqa: E402
     Case,
-    ForwardCounter,
     build_cases,
     load_wrapper,
     machine,
@@ -79,6 +76,7 @@ from benchmarks.faithfulness import (  # noqa: E402
     weights_info,
 )
 from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper  # noqa: E402
+from captum_eagle.baselines import ForwardCounter, attribute  # noqa: E402
 from captum_eagle.hallucination import amcr, csr, explain_hallucination  # noqa: E402
 from captum_eagle.saliency import get_saliency_rule, list_saliency_rules  # noqa: E402
 from captum_eagle.search import (  # noqa: E402
@@ -151,7 +149,7 @@ def explain_case(
         started = time.perf_counter()
         result = EagleAttribution(wrapper).explain(
             case.sample.image,
-            baselines=BASELINE,
+            baselines=0.0,
             additional_forward_args=(case.sample,),
             feature_mask=feature_mask,
             search=strategy,
@@ -174,7 +172,7 @@ def explain_case(
             torch.manual_seed(_seed(case.key, feature_mask.n_regions, method, budget))
             with counter.counting():
                 started = time.perf_counter()
-                attribution = get_method(method)(wrapper, case.sample, feature_mask, budget)
+                attribution = attribute(method, wrapper, case.sample, feature_mask, budget=budget)
                 seconds = time.perf_counter() - started
             yield {
                 "method": method,

@@ -300,7 +300,8 @@ class EagleAttribution(PerturbationAttribution):
                 one per image) with integer ids ``0..N-1``; optional only for an
                 ``ImageMaskInput``.
             search (str or SearchStrategy): ``"exact"`` (default), ``"lazy"``, ``"stochastic"``,
-                ``"bidirectional"``, ``"early_stop"``, ``"efficient"`` (see
+                ``"bidirectional"``, ``"early_stop"``, ``"efficient"``, ``"forward_backward"``
+                (redundant evidence: exact greedy, then the tail from the back; see
                 :func:`captum_eagle.search.list_searches`), or an instance with options, e.g.
                 ``StochasticGreedy(fraction=0.3, seed=0)``.
             insight_weight (float): weight of the insight term (0 for necessity only).

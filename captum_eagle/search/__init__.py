@@ -14,6 +14,7 @@ from captum_eagle.search.bidirectional import BidirectionalGreedy
 from captum_eagle.search.early_stop import EarlyStop
 from captum_eagle.search.efficient import EfficientGreedy
 from captum_eagle.search.exact import ExactGreedy
+from captum_eagle.search.forward_backward import ForwardBackwardGreedy
 from captum_eagle.search.lazy import LazyGreedy
 from captum_eagle.search.stochastic import StochasticGreedy
 
@@ -22,6 +23,7 @@ __all__ = [
     "EarlyStop",
     "EfficientGreedy",
     "ExactGreedy",
+    "ForwardBackwardGreedy",
     "LazyGreedy",
     "SearchState",
     "SearchStrategy",
