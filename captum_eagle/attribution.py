@@ -13,16 +13,12 @@ import torch
 from captum.attr import ImageMaskInput, LLMAttributionResult, PerturbationAttribution
 from captum.log import log_usage
 
+from captum_eagle.images import check_pixels, to_image_tensor
 from captum_eagle.influence import INFLUENCE_VARIANTS, influence_area, token_influence
 from captum_eagle.masks import FeatureMask, as_feature_mask
 from captum_eagle.objective import SubsetScorer, check_batch_size
 from captum_eagle.search import SearchStrategy, get_search, run_search
-from captum_eagle.wrapper import (
-    MLLMForwardWrapper,
-    PreparedSample,
-    TargetSelection,
-    to_image_tensor,
-)
+from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample, TargetSelection
 
 Baselines = float | torch.Tensor | tuple[float | torch.Tensor] | None
 
@@ -133,7 +129,8 @@ class EagleResult:
                     k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in value.items()
                 }
             data[item.name] = value
-        return json.loads(json.dumps(data))
+        plain: dict[str, Any] = json.loads(json.dumps(data))
+        return plain
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EagleResult:
@@ -217,7 +214,8 @@ def saliency_from_gains(order: torch.Tensor, gains: torch.Tensor) -> torch.Tenso
     return values
 
 
-class EagleAttribution(PerturbationAttribution):
+# Captum ships no type information: its base class and decorator are untyped for mypy.
+class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
     r"""Eagle: greedy region ordering by insight + necessity, as a Captum attribution method.
 
     Regions (superpixels) are ordered greedily by the objective
@@ -264,7 +262,7 @@ class EagleAttribution(PerturbationAttribution):
         """False: the saliency is not multiplied by the input (unlike FeatureAblation's)."""
         return False
 
-    @log_usage(part_of_slo=True)
+    @log_usage(part_of_slo=True)  # type: ignore[untyped-decorator]
     def attribute(
         self,
         inputs: torch.Tensor | ImageMaskInput,
@@ -461,7 +459,7 @@ def _sample_from(additional_forward_args: Any) -> PreparedSample:
 def _check_inputs(
     inputs: torch.Tensor | ImageMaskInput, sample: PreparedSample, wrapper: MLLMForwardWrapper
 ) -> torch.Tensor:
-    """The images to perturb, ``(B, 3, H, W)`` float32; the pixel range is not checked here."""
+    """The images to perturb, ``(B, 3, H, W)`` float32, pixels checked by ``check_pixels``."""
     if isinstance(inputs, ImageMaskInput):
         image = to_image_tensor(wrapper.adapter.resize(inputs.image.convert("RGB")))
         if image.shape != sample.image.shape or (image - sample.image).abs().max() > 1 / 255:
@@ -484,8 +482,7 @@ def _check_inputs(
             f"inputs {tuple(inputs.shape)} must be images (B, 3, H, W) at the prepared sample's "
             f"size {tuple(sample.image.shape[-2:])}; perturb sample.image."
         )
-    if not torch.isfinite(inputs).all():
-        raise ValueError("inputs contain NaN or infinite values.")
+    check_pixels(inputs, name="inputs")
     return inputs.detach().float()
 
 

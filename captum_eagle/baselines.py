@@ -275,9 +275,10 @@ def attribute(
         kwargs[entry.budget] = entry.default_budget if budget is None else budget
     kwargs.update(options)
     if isinstance(entry.method, type):
-        return entry.method(wrapper).attribute(
+        attribution: torch.Tensor = entry.method(wrapper).attribute(
             sample.image, additional_forward_args=(sample,), **kwargs
         )
+        return attribution
     return entry.method(wrapper, sample, feature_mask, **kwargs)
 
 
@@ -361,10 +362,10 @@ class ForwardCounter:
         self._image_pending = False
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
-    def _saw_image(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict) -> None:
+    def _saw_image(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self._image_pending = True
 
-    def _count_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict) -> None:
+    def _count_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.calls += 1
         if self._image_pending:  # the encoded images feed this call: one per row of its batch
             embeds = kwargs.get("inputs_embeds")

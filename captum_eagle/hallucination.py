@@ -33,9 +33,10 @@ from typing import Any, Literal
 import torch
 
 from captum_eagle.attribution import EagleAttribution, EagleResult
+from captum_eagle.images import ImageLike
 from captum_eagle.maps import baseline_image, region_means, region_order, renamed_baseline_keyword
 from captum_eagle.masks import FeatureMask, as_feature_mask
-from captum_eagle.wrapper import ImageLike, MLLMForwardWrapper, PreparedSample
+from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample
 
 __all__ = [
     "HallucinationCase",
@@ -88,7 +89,9 @@ def _yes_no(text: str, what: str) -> str:
 
 def _counterfactual_text(answer: str, correct: str) -> str:
     """The correct word spelled like the answer's yes/no word (same case style)."""
-    spoken = _FIRST_WORD.search(answer).group()
+    match = _FIRST_WORD.search(answer)
+    assert match is not None, "the answer was checked to be a yes/no answer"
+    spoken = match.group()
     if spoken.isupper() and len(spoken) > 1:
         return correct.upper()
     if spoken[:1].isupper():
@@ -307,7 +310,9 @@ class HallucinationResult:
     @property
     def fraction_removed(self) -> float:
         """Fraction of the regions removed at the flip; 1.0 if never corrected."""
-        return self.flip_point / self.n_regions if self.corrected else 1.0
+        if self.flip_point is None or not self.corrected:
+            return 1.0
+        return self.flip_point / self.n_regions
 
     @property
     def area_removed(self) -> float:

@@ -401,7 +401,7 @@ def _joint_scorer(
     text_features: TextFeatureSpec,
     *,
     target: TargetSelection,
-    **options: object,
+    **options: Any,
 ) -> JointScorer:
     """Validate everything (no forward yet) and build the joint scorer."""
     if not isinstance(wrapper, MLLMForwardWrapper):

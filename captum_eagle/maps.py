@@ -249,7 +249,7 @@ def check_baselines(baselines: object) -> None:
         low, high = (baselines.min().item(), baselines.max().item()) if finite else (0, 0)
     else:
         finite = math.isfinite(baselines)
-        low = high = baselines
+        low = high = float(baselines)
     if not finite:
         raise ValueError("baselines contain NaN or infinite values; pass values in [0, 1].")
     if low < 0 or high > 1:

@@ -9,12 +9,16 @@ KernelShap and ShapleyValueSampling take as ``feature_mask=``, and the one Eagle
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from skimage.segmentation import slic
 
 from captum_eagle.images import ImageLike, to_hwc
+
+if TYPE_CHECKING:
+    from captum_eagle.wrapper import MLLMForwardWrapper
 
 #: The smallest mean region area (pixels) :meth:`FeatureMask.slico` may be asked for.
 MIN_REGION_AREA = 4
@@ -50,7 +54,8 @@ class FeatureMask(torch.Tensor):
         torch.Size([1, 3, 32, 32])
     """
 
-    __torch_function__ = torch._C._disabled_torch_function_impl
+    # torch's documented way to make operations return plain tensors; its stub types it apart.
+    __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
 
     def __new__(cls, mask: torch.Tensor) -> FeatureMask:
         if not isinstance(mask, torch.Tensor):
@@ -75,10 +80,10 @@ class FeatureMask(torch.Tensor):
             raise ValueError("Region ids must be contiguous 0..N-1; use FeatureMask.from_labels.")
         return mask.detach().long().as_subclass(cls)
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # type: ignore[override]  # torch's stub names no real argument
         return f"FeatureMask(n_regions={self.n_regions}, image_shape={self.image_shape})"
 
-    def __deepcopy__(self, memo: dict) -> FeatureMask:
+    def __deepcopy__(self, memo: dict[int, Any]) -> FeatureMask:
         return FeatureMask(self.mask.clone())
 
     # -- constructors ------------------------------------------------------------------------
@@ -145,7 +150,7 @@ class FeatureMask(torch.Tensor):
         return cls(contiguous.reshape(tensor.shape)[None, None].long())
 
     @classmethod
-    def from_image_mask_input(cls, inputs: object, wrapper: object) -> FeatureMask:
+    def from_image_mask_input(cls, inputs: object, wrapper: MLLMForwardWrapper) -> FeatureMask:
         r"""From a Captum ``ImageMaskInput``'s mask (or mask list), mapped to the model's grid.
 
         Args:
@@ -176,7 +181,8 @@ class FeatureMask(torch.Tensor):
     @property
     def image_shape(self) -> tuple[int, int]:
         """The ``(H, W)`` of the image the mask partitions."""
-        return tuple(self.mask.shape[-2:])
+        height, width = self.mask.shape[-2:]
+        return height, width
 
     def region_masks(self) -> torch.Tensor:
         """One boolean map per region, ``(N, H, W)``."""

@@ -793,6 +793,7 @@ def _object_region(
         if not region.any():
             raise ValueError("The object mask is empty; the object has no pixel in this image.")
         return region
+    assert box is not None, "exactly one of box and mask was given"
     return box_mask(box, size)
 
 
@@ -831,7 +832,7 @@ def pointing_game(
         PointingResult(hit=True, tie_aware=0.5)
     """
     scores = pixel_scores(attribution)
-    region = _object_region(tuple(scores.shape), box, mask)
+    region = _object_region((scores.shape[-2], scores.shape[-1]), box, mask)
     maxima = scores == scores.max()
     inside = int((maxima & region).sum())
     return PointingResult(hit=inside > 0, tie_aware=inside / int(maxima.sum()))

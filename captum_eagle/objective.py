@@ -17,7 +17,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -128,8 +128,10 @@ class SubsetScorer:
         self.insight_weight = float(insight_weight)
         self.necessity_weight = float(necessity_weight)
         self.auto_batch = _auto_batch(batch_size)
-        self.batch_size = (
-            self.auto_batch.size if self.auto_batch else batch_size or wrapper.batch_size
+        self.batch_size: int = (
+            self.auto_batch.size
+            if self.auto_batch
+            else cast("int | None", batch_size) or wrapper.batch_size
         )
         image = sample.image if image is None else image
         if image.shape != sample.image.shape:
@@ -221,8 +223,8 @@ class SubsetScorer:
                     todo.setdefault(key, (i, keep))
         if todo:
             rows = torch.tensor([i for i, _ in todo.values()])
-            keep = torch.tensor([k for _, k in todo.values()])
-            probabilities = self._forward(subsets[rows], keep)
+            kept = torch.tensor([k for _, k in todo.values()])
+            probabilities = self._forward(subsets[rows], kept)
             self._cache.update(zip(todo, probabilities, strict=True))
         nan = torch.full((self.n_targets,), float("nan"))
 
@@ -292,7 +294,7 @@ class SubsetScorer:
         ).float()
         if cuda:
             torch.cuda.synchronize(device)
-        if measuring:
+        if measuring and self.auto_batch is not None:
             peak = torch.cuda.max_memory_allocated(device) - allocated if cuda else None
             self.auto_batch.measure(
                 images.shape[0],

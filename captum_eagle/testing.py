@@ -183,7 +183,7 @@ FAMILY_NAMES = ("llava", "qwen2_5_vl", "internvl")
 def _word_tokenizer(
     specials: list[str], chat_template: str, **extra: object
 ) -> PreTrainedTokenizerFast:
-    vocab = {}
+    vocab: dict[str, int] = {}
     for token in ["<pad>", "<unk>", "<s>", "</s>", *specials, *WORDS]:
         vocab.setdefault(token, len(vocab))
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))

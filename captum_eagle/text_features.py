@@ -271,7 +271,7 @@ def _prompt_tokens(
     for block in matcher.get_matching_blocks():
         aligned.update({block.a + k: block.b + k for k in range(block.size)})
     special = set(tokenizer.all_special_ids)
-    tokens = []
+    tokens: list[tuple[int, int, int | None]] = []
     end_of_prompt = offset + len(sample.prompt)
     for index, (start, end) in enumerate(encoded["offset_mapping"]):
         if end <= offset or start >= end_of_prompt or start == end:

@@ -13,7 +13,7 @@ Okabe-Ito palette for bars and curves.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from matplotlib import colors as mcolors
 from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from PIL import Image
@@ -124,7 +124,9 @@ def _finish(show: bool) -> None:
         plt.show()
 
 
-def _axes_or_new(ax: Axes | None, figsize: tuple[float, float], show: bool) -> tuple[Figure, Axes]:
+def _axes_or_new(
+    ax: Axes | None, figsize: tuple[float, float], show: bool
+) -> tuple[Figure | SubFigure, Axes]:
     if ax is not None:
         return ax.figure, ax
     fig = _new_figure(figsize, show)
@@ -174,7 +176,7 @@ def plot_attribution(
     outlier_perc: float = 2,
     alpha_overlay: float = 0.6,
     show: bool = False,
-) -> tuple[Figure, Axes]:
+) -> tuple[Figure | SubFigure, Axes]:
     r"""Overlay an attribution map on its image with Captum's ``visualize_image_attr``.
 
     Args:
@@ -383,7 +385,7 @@ def plot_curve(
     label: str | None = None,
     tokens: bool = False,
     show: bool = False,
-) -> tuple[Figure, Axes]:
+) -> tuple[Figure | SubFigure, Axes]:
     r"""One insertion or deletion curve (:class:`captum_eagle.metrics.Curve`), optionally with
     each target token's own probability.
 
@@ -495,7 +497,7 @@ def plot_token_influence(
     threshold: float = 0.5,
     show_sentence: bool = True,
     show: bool = False,
-) -> tuple[Figure, Axes]:
+) -> tuple[Figure | SubFigure, Axes]:
     r"""Per-token influence bars: which words came from the image, which from language priors.
 
     One bar per explained token, in answer order, of height ``result.influence[variant]``
@@ -625,7 +627,7 @@ def plot_explanation(
             f"image is {tuple(sample.image.shape[-2:])}; pass the sample that was explained."
         )
     fig = _new_figure((10.0, 6.4), show)
-    top, bottom = fig.subfigures(2, 1, height_ratios=(1.45, 1.0))
+    top, bottom = cast(np.ndarray, fig.subfigures(2, 1, height_ratios=(1.45, 1.0)))
     panels = top.subplots(1, 3, width_ratios=(1.0, 1.22, 1.25))
     axes = {
         "image": panels[0],

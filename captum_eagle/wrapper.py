@@ -23,7 +23,7 @@ from torch import nn
 from transformers import PreTrainedModel, ProcessorMixin
 
 from captum_eagle.families import ModelFamily, RegionSubsets, family_for
-from captum_eagle.families.base import _image_only_class, check_processor_matches
+from captum_eagle.families.base import check_processor_matches, image_only_processor_class
 from captum_eagle.images import ImageLike, check_pixels, to_image_tensor, to_pil
 
 TargetSelection = None | int | slice | str | list[int] | tuple[int, ...] | torch.Tensor
@@ -136,7 +136,8 @@ def select_targets(sample: PreparedSample, targets: TargetSelection) -> torch.Te
             f"Target positions {bad} are out of range for an answer of {n_answer} tokens "
             f"({sample.answer_tokens})."
         )
-    return torch.remainder(indices, n_answer).unique(sorted=True)
+    positions: torch.Tensor = torch.remainder(indices, n_answer).unique(sorted=True)
+    return positions
 
 
 def _word_indices(sample: PreparedSample, word: str) -> torch.Tensor:
@@ -319,15 +320,17 @@ class MLLMForwardWrapper(nn.Module):
                 f"`huggingface-cli download {model_id_or_path}` (or pass a local path)."
             ) from error
         adapter = family_for(model, kwargs.get("family"))
-        processor_class = _image_only_class(getattr(transformers, adapter.processor_class))
+        processor_class = image_only_processor_class(getattr(transformers, adapter.processor_class))
         processor = processor_class.from_pretrained(
             model_id_or_path, local_files_only=local_files_only
         )
-        return cls(model.to(device), processor, **kwargs)
+        # transformers wraps PreTrainedModel.to with functools.wraps: mypy sees no bound method.
+        return cls(model.to(device), processor, **kwargs)  # type: ignore[arg-type]
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        device: torch.device = next(self.model.parameters()).device
+        return device
 
     @property
     def tokenizer(self) -> Any:
@@ -468,7 +471,7 @@ class MLLMForwardWrapper(nn.Module):
                     "the question alone, e.g. 'describe the image .', or keep your prompt and pass "
                     "apply_chat_template=False to use it verbatim."
                 )
-            messages = [
+            messages: list[dict[str, Any]] = [
                 {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}
             ]
             text = self.processor.apply_chat_template(
@@ -515,7 +518,8 @@ class MLLMForwardWrapper(nn.Module):
             ids = self.tokenizer(text_or_ids, add_special_tokens=False)["input_ids"]
         added = self.tokenizer.added_tokens_decoder
         special = set(self.tokenizer.all_special_ids) | {i for i, t in added.items() if t.special}
-        return self.tokenizer.convert_ids_to_tokens([i for i in ids if i in special])
+        tokens: list[str] = self.tokenizer.convert_ids_to_tokens([i for i in ids if i in special])
+        return tokens
 
     def _check_length(self, n_prompt: int, n_answer: int) -> None:
         config = self.model.config.get_text_config()
@@ -535,9 +539,10 @@ class MLLMForwardWrapper(nn.Module):
 
     def decode(self, ids: torch.Tensor) -> str:
         """Decode token ids to text without rewriting spaces around punctuation."""
-        return self.tokenizer.decode(
+        text: str = self.tokenizer.decode(
             ids.tolist(), skip_special_tokens=True, clean_up_tokenization_spaces=False
         )
+        return text
 
     # -- scoring -----------------------------------------------------------------------------
     def forward(self, images: torch.Tensor, sample: PreparedSample) -> torch.Tensor:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from captum_eagle import EagleAttribution, EagleResult, FeatureMask
 from captum_eagle.attribution import saliency_from_gains
+from captum_eagle.baselines import ForwardCounter
 from captum_eagle.search import EarlyStop, StochasticGreedy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -307,6 +308,37 @@ def test_noise_tunnel_runs_on_eagle(wrapper, sample, grid) -> None:
     assert attribution.min() >= 0 and attribution.max() <= 1
     for region in range(grid.n_regions):
         assert attribution[0, :, grid.mask[0, 0] == region].unique().numel() == 1
+
+
+@LLAVA_ONLY
+def test_noise_tunnel_takes_the_feature_mask_itself(wrapper, sample, grid) -> None:
+    def smoothed(mask: torch.Tensor) -> torch.Tensor:
+        torch.manual_seed(0)
+        return NoiseTunnel(EagleAttribution(wrapper)).attribute(
+            sample.image,
+            nt_type="smoothgrad",
+            nt_samples=3,
+            stdevs=0.01,
+            feature_mask=mask,
+            additional_forward_args=(sample,),
+        )
+
+    assert torch.equal(smoothed(grid), smoothed(grid.mask))
+
+
+@LLAVA_ONLY
+def test_out_of_range_pixels_fail_before_any_forward(wrapper, sample, grid) -> None:
+    eagle = EagleAttribution(wrapper)
+    with ForwardCounter(wrapper) as counter:
+        with pytest.raises(ValueError, match="looks like a 0-255 image"):
+            eagle.attribute(
+                sample.image * 255, feature_mask=grid, additional_forward_args=(sample,)
+            )
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            eagle.explain(
+                sample.image * float("nan"), feature_mask=grid, additional_forward_args=(sample,)
+            )
+    assert counter.calls == 0
 
 
 @LLAVA_ONLY

@@ -350,3 +350,8 @@ def test_moved_names_warn_and_still_work(llava, case, grid, monkeypatch):
     assert torch.equal(old.probabilities, new.probabilities)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         mitigate(llava, case, grid, removal_order=range(16), baselines=255)
+    with (
+        pytest.warns(DeprecationWarning, match=r"explain_hallucination\(baseline=...\)"),
+        pytest.raises(ValueError, match=r"\[0, 1\]"),
+    ):
+        explain_hallucination(llava, case, grid, baseline=255)

@@ -152,6 +152,20 @@ def test_baseline_value_and_progress(fake, fake_sample) -> None:
     assert curve.baseline_probabilities[0] == pytest.approx(0.0)
 
 
+def test_deprecated_baseline_keyword_warns_and_agrees(fake, fake_sample) -> None:
+    colour = torch.tensor([0.0, 1.0, 1.0]).view(1, 3, 1, 1)
+    for curve_of in (insertion_curve, deletion_curve):
+        new = curve_of(fake, fake_sample, object_map(), steps=2, baselines=colour)
+        with pytest.warns(DeprecationWarning, match=r"baseline=\.\.\.\) is deprecated"):
+            old = curve_of(fake, fake_sample, object_map(), steps=2, baseline=colour)
+        assert torch.equal(old.token_probabilities, new.token_probabilities)
+    with pytest.warns(DeprecationWarning, match=r"sensitive_tokens\(baseline=\.\.\.\)"):
+        old_tokens = sensitive_tokens(fake, fake_sample, baseline=0.5)
+    assert torch.equal(old_tokens, sensitive_tokens(fake, fake_sample, baselines=0.5))
+    with pytest.raises(TypeError, match="pass baselines= only"):
+        insertion_curve(fake, fake_sample, object_map(), baselines=0.0, baseline=0.0)
+
+
 # -- the paper's protocol ---------------------------------------------------------------------
 def test_paper_protocol_scores_eagle_on_its_own_trajectory(fake, fake_sample) -> None:
     labels = torch.zeros(SIZE, SIZE, dtype=torch.long)  # region 0: columns 0-3, half the image

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import torch
 import transformers
@@ -10,6 +10,9 @@ from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
 from captum_eagle.registry import Registry
+
+if TYPE_CHECKING:
+    from captum_eagle.families.generic import GenericFamily
 
 FAMILIES: Registry[type[ModelFamily]] = Registry("model family")
 
@@ -113,7 +116,7 @@ def family_for(model: PreTrainedModel, name: str | None = None) -> type[ModelFam
     for _, cls in FAMILIES.items():
         if any(class_name in cls.model_classes for class_name in class_names):
             return cls
-    generic = FAMILIES.get("generic")
+    generic = cast("type[GenericFamily]", FAMILIES.get("generic"))
     generic.check_model(model)
     return generic
 
@@ -128,13 +131,13 @@ def image_only_processor(
     processor and the tokenizer. (Such a processor cannot be ``save_pretrained``-ed whole: save its
     tokenizer and image processor separately.)
     """
-    processor_class = _image_only_class(getattr(transformers, class_name))
+    processor_class = image_only_processor_class(getattr(transformers, class_name))
     return processor_class(
         image_processor=image_processor, tokenizer=tokenizer, video_processor=None, **kwargs
     )
 
 
-_IMAGE_ONLY_CLASSES: dict[type, type] = {}
+_IMAGE_ONLY_CLASSES: dict[type[ProcessorMixin], type[ProcessorMixin]] = {}
 
 
 class _NoVideoProcessor:
@@ -144,10 +147,15 @@ class _NoVideoProcessor:
     fps = None
 
 
-def _image_only_class(base: type) -> type:
+def image_only_processor_class(base: type[ProcessorMixin]) -> type[ProcessorMixin]:
+    """The subclass of processor class ``base`` without a video processor (cached per class).
+
+    Used by :func:`image_only_processor` and to ``from_pretrained`` a checkpoint's processor
+    without torchvision (see there).
+    """
     if base not in _IMAGE_ONLY_CLASSES:
 
-        def get_attributes(cls: type) -> list[str]:
+        def get_attributes(cls: type[ProcessorMixin]) -> list[str]:
             return [name for name in base.get_attributes() if name != "video_processor"]
 
         _IMAGE_ONLY_CLASSES[base] = type(

@@ -18,13 +18,14 @@ class Qwen25VLFamily(ModelFamily):
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         ip = self.image_processor
-        return smart_resize(
+        size: tuple[int, int] = smart_resize(
             height,
             width,
             factor=ip.patch_size * ip.merge_size,
             min_pixels=ip.size["shortest_edge"],
             max_pixels=ip.size["longest_edge"],
         )
+        return size
 
     def pixel_inputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         ip = self.image_processor

@@ -76,4 +76,4 @@ class EarlyStop(SearchStrategy):
         subsets[1] = True
         subsets[2, state.front] = True
         blank, full, front = scorer.score(subsets, terms=(True,)).kept.mean(dim=1).tolist()
-        return front - blank >= (1 - self.tolerance) * (full - blank)
+        return bool(front - blank >= (1 - self.tolerance) * (full - blank))

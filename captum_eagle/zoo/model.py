@@ -9,6 +9,7 @@ and a tiny Llama language model (about 1 M parameters).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -210,7 +211,7 @@ def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlavaForCo
     config = LlavaConfig(
         vision_config=vision,
         text_config=text,
-        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        image_token_index=cast(int, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)),
         vision_feature_select_strategy="default",
         vision_feature_layer=-1,
         projector_hidden_act="gelu",
@@ -238,7 +239,7 @@ def chat_prompt(processor: LlavaProcessor, prompt: str) -> str:
     str
         E.g. ``"<s>describe the image. <image> answer:"``.
     """
-    conversation = [
+    conversation: list[dict[str, Any]] = [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}
     ]
     return processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
@@ -278,7 +279,8 @@ def save_all(
     half = LlavaForConditionalGeneration(model.config)
     half.load_state_dict(model.state_dict())
     half.generation_config = model.generation_config
-    half.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    # transformers wraps PreTrainedModel.to with functools.wraps: mypy sees no bound method.
+    half.to(torch.float16).save_pretrained(out, safe_serialization=True)  # type: ignore[arg-type]
     # The processor writes the tokenizer, chat_template.jinja and processor_config.json (patch
     # size, image token: the folder then loads with MLLMForwardWrapper.from_pretrained); the image
     # processor's own preprocessor_config.json is what load_default_model reads.
@@ -323,5 +325,5 @@ def load_default_model(
     model = LlavaForConditionalGeneration.from_pretrained(
         folder, local_files_only=True, dtype=torch.float32
     )
-    model.to(device).eval()
+    model.to(device).eval()  # type: ignore[arg-type]  # see save_all
     return model, processor

@@ -45,6 +45,8 @@ __all__ = [
     "caption_for",
     "generate_scene",
     "generate_scenes",
+    "make_question",
+    "partial_match_causes",
     "question_text",
 ]
 
@@ -334,15 +336,17 @@ def _all_pairs() -> list[tuple[str, str]]:
     return [(c, s) for c in COLOURS for s in SHAPES]
 
 
-def _causes(objects: list[SceneObject], colour: str, shape: str) -> list[int]:
+def partial_match_causes(objects: list[SceneObject], colour: str, shape: str) -> list[int]:
+    """Indices of the objects sharing the colour or the shape asked about (candidate causes)."""
     return [i for i, o in enumerate(objects) if o.colour == colour or o.shape == shape]
 
 
-def _make_question(objects: list[SceneObject], colour: str, shape: str) -> Question:
+def make_question(objects: list[SceneObject], colour: str, shape: str) -> Question:
+    """The yes/no question about a ``colour`` ``shape`` in a scene, with its evidence or causes."""
     evidence = [i for i, o in enumerate(objects) if o.colour == colour and o.shape == shape]
     if evidence:
         return Question(question_text(colour, shape), "yes", colour, shape, [], evidence)
-    causes = _causes(objects, colour, shape)
+    causes = partial_match_causes(objects, colour, shape)
     return Question(question_text(colour, shape), "no", colour, shape, causes, [])
 
 
@@ -352,14 +356,14 @@ def _standard_questions(rng: np.random.Generator, objects: list[SceneObject]) ->
     present = {(o.colour, o.shape) for o in objects}
     questions = []
     target = objects[int(rng.integers(len(objects)))]
-    questions.append(_make_question(objects, target.colour, target.shape))
+    questions.append(make_question(objects, target.colour, target.shape))
     absent = [p for p in _all_pairs() if p not in present]
-    clean = [p for p in absent if not _causes(objects, *p)]
-    partial = [p for p in absent if _causes(objects, *p)]
+    clean = [p for p in absent if not partial_match_causes(objects, *p)]
+    partial = [p for p in absent if partial_match_causes(objects, *p)]
     for pool in (clean, partial):
         if pool:
             colour, shape = pool[int(rng.integers(len(pool)))]
-            questions.append(_make_question(objects, colour, shape))
+            questions.append(make_question(objects, colour, shape))
     return questions
 
 
@@ -456,7 +460,7 @@ def generate_scene(seed: int, kind: str = "plain") -> Scene:
         for o in objects:
             counts[(o.colour, o.shape)] = counts.get((o.colour, o.shape), 0) + 1
         dup = next(p for p, c in counts.items() if c >= 2)
-        questions = [_make_question(objects, *dup)] + [q for q in questions if q.answer == "no"]
+        questions = [make_question(objects, *dup)] + [q for q in questions if q.answer == "no"]
     elif kind == "partial_match":
         partial = [q for q in questions if q.has_distractor]
         questions = partial + [q for q in questions if not q.has_distractor]

@@ -54,9 +54,9 @@ from .scenes import (
     SCENE_KINDS,
     SHAPES,
     Scene,
-    _causes,
-    _make_question,
     generate_scene,
+    make_question,
+    partial_match_causes,
 )
 
 __all__ = ["main", "sample_batch", "train"]
@@ -134,8 +134,8 @@ def _training_example(
     objects = scene.objects
     present = {(o.colour, o.shape) for o in objects}
     absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
-    clean = [p for p in absent if not _causes(objects, *p)]
-    partial = [p for p in absent if _causes(objects, *p)]
+    clean = [p for p in absent if not partial_match_causes(objects, *p)]
+    partial = [p for p in absent if partial_match_causes(objects, *p)]
     u = rng.random()
     if u < 0.5 or not (clean or partial):
         o = objects[int(rng.integers(len(objects)))]
@@ -144,7 +144,7 @@ def _training_example(
         pair = partial[int(rng.integers(len(partial)))]
     else:
         pair = clean[int(rng.integers(len(clean)))]
-    q = _make_question(objects, *pair)
+    q = make_question(objects, *pair)
     return scene.pil(), q.text, q.answer, patches
 
 
@@ -354,7 +354,7 @@ def train(
 
         model, _ = load_default_model(path=init)
     model.train()
-    width = model.config.vision_config.hidden_size
+    width = model.model.vision_tower.config.hidden_size
     classes = PATCH_CLASSES if aux_rank else PATCH_CLASSES[:2]
     aux_head = torch.nn.Linear(width, sum(classes))
     features: list[torch.Tensor] = []
