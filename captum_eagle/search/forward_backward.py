@@ -79,5 +79,5 @@ class ForwardBackwardGreedy(SearchStrategy):
             return StepDecision(front=(remaining[best],))
         if len(remaining) == 1:
             return StepDecision(back=(remaining[0],))
-        values = scorer.objective(scorer.score(state.without_back(remaining))).tolist()
-        return StepDecision(back=(max(zip(values, remaining, strict=True))[1],))
+        kept = scorer.objective(scorer.score(state.without_back(remaining))).tolist()
+        return StepDecision(back=(max(zip(kept, remaining, strict=True))[1],))
