@@ -512,12 +512,17 @@ class MLLMForwardWrapper(nn.Module):
         return torch.tensor(ids, dtype=torch.long)
 
     def _special_tokens_in(self, text_or_ids: str | list[int]) -> list[str]:
-        """The special tokens (``</s>``, image tokens, ...) in a text or in token ids."""
+        """The special tokens (``</s>``, image tokens, ...) in a text or in token ids.
+
+        The unknown token is not one: it stands for words outside the vocabulary, not for a
+        control token the user typed.
+        """
         ids = text_or_ids
         if isinstance(text_or_ids, str):
             ids = self.tokenizer(text_or_ids, add_special_tokens=False)["input_ids"]
         added = self.tokenizer.added_tokens_decoder
         special = set(self.tokenizer.all_special_ids) | {i for i, t in added.items() if t.special}
+        special.discard(self.tokenizer.unk_token_id)
         tokens: list[str] = self.tokenizer.convert_ids_to_tokens([i for i in ids if i in special])
         return tokens
 

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from captum_eagle import MLLMForwardWrapper
+from captum_eagle.testing import tiny_model
 from tests.conftest import PROMPT, TARGET
 
 
@@ -346,3 +347,14 @@ def test_processor_of_another_checkpoint_is_refused(tiny, family) -> None:
     small_vocab.resize_token_embeddings(len(processor.tokenizer) - 5)
     with pytest.raises(ValueError, match=f"tokenizer has {len(processor.tokenizer)} tokens"):
         MLLMForwardWrapper(small_vocab, processor)
+
+
+def test_words_outside_the_vocabulary_are_not_special_tokens() -> None:
+    # A word-level tokenizer maps unknown words to <unk>; that is no placeholder typed by the user.
+    wrapper = MLLMForwardWrapper(*tiny_model("llava"))
+    sample = wrapper.prepare(
+        Image.new("RGB", (32, 32)), "describe the zebra-like image .", answer="a cat"
+    )
+    assert wrapper.tokenizer.unk_token_id in sample.prompt_ids[0].tolist()
+    with pytest.raises(ValueError, match="already contains special tokens"):
+        wrapper.prepare(Image.new("RGB", (32, 32)), "describe </s> the image .", answer="a cat")
