@@ -297,3 +297,38 @@ def test_module_command_and_submodules(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: MMVP questions file not found: {missing}"
+
+
+# -- bad inputs (issue 20): masks and answers that are not what they claim ---------------------
+@pytest.mark.parametrize(
+    "values",
+    [np.full((4, 4), 0.5), np.arange(16).reshape(4, 4), np.full((4, 4), np.nan)],
+)
+def test_load_mask_refuses_npy_files_that_are_no_boolean_mask(tmp_path: Path, values) -> None:
+    # before: a label map or soft mask became "nonzero = object" silently
+    np.save(tmp_path / "m.npy", values)
+    with pytest.raises(ManifestError, match="must hold booleans or 0/1 values"):
+        load_mask(tmp_path / "m.npy")
+
+
+def test_load_mask_refuses_a_corrupt_image_file(tmp_path: Path) -> None:
+    (tmp_path / "m.png").write_bytes(b"half a png")
+    with pytest.raises(ManifestError, match=r"not a readable image or \.npy file"):
+        load_mask(tmp_path / "m.png")
+    np.save(tmp_path / "ok.npy", np.eye(3, dtype=np.uint8))  # 0/1 integers are a mask
+    assert load_mask(tmp_path / "ok.npy").tolist() == np.eye(3, dtype=bool).tolist()
+
+
+@pytest.mark.parametrize(
+    "answer, expected, error",
+    [
+        (None, "yes", TypeError),
+        (["yes"], "yes", TypeError),
+        ("yes", [], ValueError),
+        ("yes", None, ValueError),
+        ("yes", ["yes", 1], TypeError),
+    ],
+)
+def test_answer_matches_refuses_what_is_no_answer(answer, expected, error) -> None:
+    with pytest.raises(error, match="answer"):
+        answer_matches(answer, expected)
