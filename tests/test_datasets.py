@@ -332,3 +332,24 @@ def test_load_mask_refuses_a_corrupt_image_file(tmp_path: Path) -> None:
 def test_answer_matches_refuses_what_is_no_answer(answer, expected, error) -> None:
     with pytest.raises(error, match="answer"):
         answer_matches(answer, expected)
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["root:x:0:0:root:/root:/bin/bash\n", "[1, 2]\n{oops\n", '{"id": "a"}\n{"id": "b"}\n'],
+)
+def test_a_file_without_any_manifest_entry_is_refused(tmp_path: Path, content: str) -> None:
+    # before: a run over the wrong file loaded the model and recorded one error per line
+    path = tmp_path / "m.jsonl"
+    path.write_text(content)
+    with pytest.raises(ManifestError, match=r"none of its \d+ lines is a manifest entry \(line 1"):
+        read_manifest(path)
+
+
+def test_a_manifest_with_some_corrupt_lines_keeps_them_as_errors(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"id": "a", "image": "a.png", "prompt": "hi"}\n{oops\n\n')
+    lines = read_manifest(path)
+    assert [(line.id, line.entry is None) for line in lines] == [("a", False), ("line-2", True)]
+    path.write_text("\n\n")  # blank lines only: an empty manifest, not a wrong file
+    assert read_manifest(path) == []

@@ -529,3 +529,18 @@ def test_results_without_their_settings_are_not_resumed_with_other_settings(
     with pytest.raises(RunnerError, match=r"holds results but no run\.json"):
         run(manifest, out, model="default", config=CONFIG, show_progress=False)
     assert results.read_text().count("\n") == 1
+
+
+def test_a_run_over_a_file_that_is_no_manifest_stops_before_loading_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    wrong = tmp_path / "notes.txt"
+    wrong.write_text("these are my notes\nnot a manifest\n")
+    out = tmp_path / "out"
+    code = main(
+        [str(wrong), "--out", str(out), "--model", str(tmp_path / "no-model"), "--no-progress"]
+    )
+    error = capsys.readouterr().err
+    assert code == 2 and "none of its 2 lines is a manifest entry" in error
+    assert len(error.strip().splitlines()) == 1 and "Traceback" not in error
+    assert not out.exists()  # nothing was written: the model was never loaded

@@ -183,6 +183,7 @@ def read_manifest(path: str | Path) -> list[ManifestLine]:
 
     Raises:
         FileNotFoundError: if the manifest does not exist.
+        ManifestError: if no line at all is a sample (not a manifest, e.g. the wrong file).
 
     Examples::
 
@@ -219,6 +220,12 @@ def read_manifest(path: str | Path) -> list[ManifestLine]:
                 continue
             first_line_of[entry.id] = number
             lines.append(ManifestLine(index, number, entry.id, entry))
+    if lines and all(line.entry is None for line in lines):
+        raise ManifestError(
+            f"{path}: none of its {len(lines)} lines is a manifest entry (line "
+            f"{lines[0].number}: {lines[0].error}); pass a JSONL manifest (one JSON object with "
+            "id, image and prompt per line), e.g. from python -m captum_eagle.datasets."
+        )
     return lines
 
 
