@@ -153,6 +153,8 @@ class EagleResult:
             >>> loaded.order, loaded.search_options, loaded.region_attribution.dtype
             (tensor([1, 0]), {'seed': 3}, torch.float32)
         """
+        if not isinstance(data, dict):
+            raise TypeError(f"An EagleResult is a dict from to_dict(); got {type(data).__name__}.")
         saved = _saved_fields(cls)
         unknown = sorted(set(data) - {item.name for item in saved})
         if unknown:
@@ -165,11 +167,14 @@ class EagleResult:
                     raise ValueError(f"The saved result lacks {item.name!r}; it is required.")
                 continue
             value, hint = data[item.name], hints[item.name]
+            if get_origin(hint) is dict and not isinstance(value, dict):
+                raise ValueError(f"The saved result's {item.name!r} must be a dict.")
             if hint is torch.Tensor:
-                value = _tensor(value)
+                value = _tensor(value, item.name)
             elif get_origin(hint) is dict and get_args(hint)[1] is torch.Tensor:
-                value = {key: _tensor(entry) for key, entry in value.items()}
+                value = {key: _tensor(entry, item.name) for key, entry in value.items()}
             values[item.name] = value
+        _check_saved_regions(values)
         return cls(**values)
 
     def save(self, path: str | Path) -> None:
@@ -179,17 +184,55 @@ class EagleResult:
     @classmethod
     def load(cls, path: str | Path) -> EagleResult:
         """Load a result written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"No EagleResult file at {str(path)!r}; pass the .json save().")
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{str(path)!r} is not a JSON file written by save(): {error}"
+            ) from None
+        return cls.from_dict(data)
 
 
 def _saved_fields(cls: type) -> list[Any]:
     return [item for item in fields(cls) if item.metadata.get("saved", True)]
 
 
-def _tensor(values: Any) -> torch.Tensor:
+def _tensor(values: Any, name: str) -> torch.Tensor:
     """A nested list back to a tensor: integers as ``int64``, reals as ``float32``."""
-    tensor = torch.tensor(values)
+    try:
+        tensor = torch.tensor(values)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(
+            f"The saved result's {name!r} is not a (nested) list of numbers; the file is corrupt."
+        ) from None
     return tensor.float() if tensor.is_floating_point() else tensor
+
+
+def _check_saved_regions(values: dict[str, Any]) -> None:
+    """Raise unless a loaded order, mask, saliency and tokens describe the same regions."""
+    order, mask = values["order"], values["feature_mask"]
+    n_regions = values["region_attribution"].numel()
+    if order.is_floating_point() or sorted(order.flatten().tolist()) != list(range(n_regions)):
+        raise ValueError(
+            f"The saved order {order.tolist()} is not a permutation of the {n_regions} region "
+            "ids; the file is corrupt or from another result."
+        )
+    if mask.is_floating_point() or mask.ndim != 4 or mask.numel() == 0:
+        raise ValueError("The saved feature_mask must be (1, 1, H, W) integer region ids.")
+    if int(mask.max()) + 1 != n_regions or int(mask.min()) < 0:
+        raise ValueError(
+            f"The saved feature_mask does not hold the {n_regions} regions of the saved order."
+        )
+    tokens = values["target_tokens"]
+    if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+        raise ValueError("The saved target_tokens must be a list of strings.")
+    if len(tokens) != values["trajectories"].shape[0]:
+        raise ValueError(
+            f"The saved result has {len(tokens)} target_tokens but "
+            f"{values['trajectories'].shape[0]} trajectories."
+        )
 
 
 def saliency_from_gains(order: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,9 @@ from captum import attr as captum_attr
 from torch import nn
 
 from captum_eagle.attribution import EagleAttribution
-from captum_eagle.masks import FeatureMask
+from captum_eagle.checks import check_forward
+from captum_eagle.maps import baseline_image
+from captum_eagle.masks import FeatureMask, as_feature_mask
 from captum_eagle.registry import Registry
 from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample
 
@@ -268,8 +270,9 @@ def attribute(
     """
     entry = get_method(name)
     _check_budget(budget)
-    if not 0.0 <= float(baselines) <= 1.0:
-        raise ValueError(f"baselines must lie in [0, 1]; got {baselines}.")
+    check_forward(wrapper, sample)
+    baseline_image(baselines, sample.image)  # raises unless a number or tensor in [0, 1] that fits
+    feature_mask = as_feature_mask(feature_mask, sample.image)
     kwargs = entry.settings(wrapper, sample, feature_mask, baselines)
     if entry.budget is not None:
         kwargs[entry.budget] = entry.default_budget if budget is None else budget

@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from captum_eagle.checks import check_int, check_real
+
 __all__ = ["AutoBatchSize", "batch_size_for_memory"]
 
 
@@ -101,16 +103,15 @@ class AutoBatchSize:
     _peak_one: int | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1; got {self.max_batch_size}.")
-        if self.probe_size < 2:
-            raise ValueError(f"probe_size must be >= 2; got {self.probe_size}.")
-        if self.memory_budget is not None and self.memory_budget <= 0:
-            raise ValueError(
-                f"memory_budget must be a positive number of bytes; got {self.memory_budget}."
-            )
-        if self.min_speedup < 1:
-            raise ValueError(f"min_speedup must be >= 1; got {self.min_speedup}.")
+        check_int("max_batch_size", self.max_batch_size, least=1)
+        check_int("probe_size", self.probe_size, least=2)
+        if self.memory_budget is not None:
+            check_real("memory_budget", self.memory_budget)
+            if self.memory_budget <= 0:
+                raise ValueError(
+                    f"memory_budget must be a positive number of bytes; got {self.memory_budget}."
+                )
+        check_real("min_speedup", self.min_speedup, low=1.0)
 
     def measure(
         self, batch: int, seconds: float, peak_bytes: int | None, free_bytes: int | None = None

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import torch
 
 from captum_eagle.attribution import EagleAttribution, EagleResult
+from captum_eagle.checks import check_int
 from captum_eagle.images import ImageLike
 from captum_eagle.maps import baseline_image, region_means, region_order, renamed_baseline_keyword
 from captum_eagle.masks import FeatureMask, as_feature_mask
@@ -49,6 +50,8 @@ __all__ = [
 
 YES_NO = ("yes", "no")
 Rule = Literal["order", "gain"]
+RULES = ("order", "gain")
+"""How :func:`explain_hallucination` reads the Eagle explanation (see its ``rule``)."""
 HallucinationEnd = Literal["low", "high"]
 
 _FIRST_WORD = re.compile(r"\w+")
@@ -351,6 +354,32 @@ class HallucinationResult:
 
 
 # -- mitigation ------------------------------------------------------------------------------------
+def _check_mitigation(
+    wrapper: Any,
+    case: Any,
+    generate_batch_size: object,
+    max_new_tokens: object,
+    explanation: object,
+) -> None:
+    """Raise before any forward unless the mitigation's inputs are usable."""
+    if not all(
+        callable(getattr(wrapper, name, None)) for name in ("token_probabilities", "generate")
+    ):
+        raise TypeError(f"wrapper must be an MLLMForwardWrapper; got {type(wrapper).__name__}.")
+    if not isinstance(case, HallucinationCase):
+        raise TypeError(
+            f"case must be a HallucinationCase from prepare_case(wrapper, image, question); got "
+            f"{type(case).__name__}."
+        )
+    if generate_batch_size is not None:
+        check_int("generate_batch_size", generate_batch_size, least=1)
+    check_int("max_new_tokens", max_new_tokens, least=1)
+    if explanation is not None and not isinstance(explanation, EagleResult):
+        raise TypeError(
+            f"explanation must be an EagleResult or None; got {type(explanation).__name__}."
+        )
+
+
 def _removal_images(
     image: torch.Tensor, mask: FeatureMask, order: torch.Tensor, baselines: float | torch.Tensor
 ) -> torch.Tensor:
@@ -429,6 +458,11 @@ def mitigate(
         >>> result.probabilities.shape, len(result.removal_order)
         (torch.Size([5]), 4)
     """
+    _check_mitigation(wrapper, case, generate_batch_size, max_new_tokens, explanation)
+    if not isinstance(method, str):
+        raise TypeError(
+            f"method must be a str (a name for the result); got {type(method).__name__}."
+        )
     image = case.image
     mask = as_feature_mask(feature_mask, image)
     n_regions = mask.n_regions
@@ -437,7 +471,10 @@ def mitigate(
     if attribution is not None:
         order, region_map = _removal_order(attribution, mask, hallucination_end)
     else:
-        order = torch.as_tensor(removal_order).long().flatten().cpu()
+        order = torch.as_tensor(removal_order)
+        if order.is_floating_point() or order.is_complex() or order.dtype == torch.bool:
+            raise TypeError(f"removal_order must hold integer region ids; got {order.dtype}.")
+        order = order.long().flatten().cpu()
         if sorted(order.tolist()) != list(range(n_regions)):
             raise ValueError(
                 f"removal_order must list every region id 0..{n_regions - 1} exactly once; got "
@@ -453,9 +490,9 @@ def mitigate(
                     f"hallucination_map must hold one value per region ({n_regions}); got "
                     f"{region_map.numel()}."
                 )
-    batch = generate_batch_size or wrapper.batch_size
-    if batch < 1:
-        raise ValueError(f"generate_batch_size must be >= 1; got {batch}.")
+            if not torch.isfinite(region_map).all():
+                raise ValueError("hallucination_map contains NaN or infinite values.")
+    batch = wrapper.batch_size if generate_batch_size is None else generate_batch_size
     images = _removal_images(image, mask, order, baselines)
     with torch.no_grad():
         probabilities = wrapper.token_probabilities(images, case.sample)[:, 0].float().cpu()
@@ -548,6 +585,14 @@ def explain_hallucination(
         >>> result.method, result.hallucination_map.shape
         ('eagle', torch.Size([1, 1, 32, 32]))
     """
+    _check_mitigation(wrapper, case, generate_batch_size, max_new_tokens, explanation)
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}; got {rule!r}.")
+    if explanation is not None and list(explanation.target_tokens) != case.sample.target_tokens:
+        raise ValueError(
+            f"The given explanation explains {list(explanation.target_tokens)} but the case's "
+            f"counterfactual target is {case.sample.target_tokens}; explain case.sample."
+        )
     if feature_mask is None:
         mask = FeatureMask.slico(case.image, n_segments=n_segments)
     else:

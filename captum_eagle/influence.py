@@ -70,6 +70,13 @@ def influence_area(
             "trajectories must be (T, N + 1) with the empty image first and N >= 1 regions "
             f"(EagleResult.trajectories); got {tuple(trajectories.shape)}."
         )
+    if not trajectories.is_floating_point():
+        raise TypeError(
+            f"trajectories must hold probabilities as floats; got {trajectories.dtype}. "
+            "Pass EagleResult.trajectories."
+        )
+    if not torch.isfinite(trajectories).all():
+        raise ValueError("trajectories contain NaN or infinite values; pass probabilities.")
     if variant not in INFLUENCE_VARIANTS:
         raise ValueError(
             f"Unknown influence variant {variant!r}; choose one of {INFLUENCE_VARIANTS}."

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from captum_eagle.checks import check_bool
 from captum_eagle.masks import FeatureMask, as_feature_mask
 
 __all__ = [
@@ -70,6 +71,11 @@ def pixel_scores(attribution: Any, size: tuple[int, int] | None = None) -> torch
         >>> pixel_scores(attribution).tolist()
         [[3.0, 3.0], [3.0, 3.0]]
     """
+    if isinstance(attribution, FeatureMask):
+        raise TypeError(
+            "A FeatureMask holds region ids, not attribution scores; pass the map of an "
+            "attribution method (e.g. result.attribution_map()) and the mask as feature_mask=."
+        )
     if callable(getattr(attribution, "attribution_map", None)):
         attribution = attribution.attribution_map()
     if isinstance(attribution, tuple | list) and len(attribution) == 1:
@@ -79,6 +85,11 @@ def pixel_scores(attribution: Any, size: tuple[int, int] | None = None) -> torch
     if not isinstance(attribution, torch.Tensor):
         raise TypeError(
             f"The attribution must be a tensor or numpy array; got {type(attribution).__name__}."
+        )
+    if attribution.dtype == torch.bool or attribution.is_complex():
+        raise TypeError(
+            f"The attribution map must hold real scores; got a {attribution.dtype} map. Pass the "
+            "float map an attribution method returned (an object mask goes to box= or mask=)."
         )
     scores = attribution.detach().cpu().double()
     shape = tuple(scores.shape)
@@ -91,6 +102,8 @@ def pixel_scores(attribution: Any, size: tuple[int, int] | None = None) -> torch
             "The attribution map must be (1, C, H, W), (C, H, W) or (H, W) with C = 1 or 3, for "
             f"one image; got {shape}. Attribute one image at a time."
         )
+    if scores.numel() == 0:
+        raise ValueError(f"The attribution map is empty (shape {shape}); pass the map of an image.")
     if size is not None and tuple(scores.shape) != tuple(size):
         raise ValueError(
             f"The attribution map is {tuple(scores.shape)} (from shape {shape}) but the image and "
@@ -189,6 +202,7 @@ def region_order(
         >>> region_order(attribution, mask, descending=False).tolist()
         [1, 0, 3, 2]
     """
+    check_bool("descending", descending)
     means = region_means(attribution, feature_mask)
     return torch.sort(-means if descending else means, stable=True).indices
 
@@ -209,8 +223,13 @@ def cumulative_area(areas: torch.Tensor | Sequence[float]) -> torch.Tensor:
         >>> cumulative_area([2, 1, 1]).tolist()
         [0.0, 0.5, 0.75, 1.0]
     """
-    weights = torch.as_tensor(areas, dtype=torch.float64).detach().cpu().flatten()
-    if weights.numel() < 1 or not torch.isfinite(weights).all() or (weights < 0).any():
+    weights = torch.as_tensor(areas, dtype=torch.float64).detach().cpu()
+    if (
+        weights.ndim != 1
+        or weights.numel() < 1
+        or not torch.isfinite(weights).all()
+        or (weights < 0).any()
+    ):
         raise ValueError(
             "areas must be one finite, non-negative value per region (e.g. "
             f"feature_mask.areas[order]); got {weights.tolist()}."
@@ -244,6 +263,10 @@ def check_baselines(baselines: object) -> None:
             raise TypeError(
                 f"baselines must be a float tensor in [0, 1]; got {baselines.dtype}. Divide "
                 "0-255 values by 255."
+            )
+        if baselines.numel() == 0:
+            raise ValueError(
+                "baselines is an empty tensor; pass a number or a (1, 3, 1, 1) colour."
             )
         finite = bool(torch.isfinite(baselines).all())
         low, high = (baselines.min().item(), baselines.max().item()) if finite else (0, 0)
@@ -287,6 +310,9 @@ def baseline_image(baselines: Baselines, image: torch.Tensor) -> torch.Tensor:
         ...
         ValueError: baselines must lie in [0, 1] ... e.g. baselines=128 / 255.
     """
+    if not isinstance(image, torch.Tensor) or image.ndim != 4:
+        got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise TypeError(f"image must be a (1, 3, H, W) tensor (sample.image); got {got}.")
     check_baselines(baselines)
     value = torch.as_tensor(baselines).detach().to(image.device, image.dtype)
     if value.ndim == 3:

@@ -8,13 +8,13 @@ KernelShap and ShapleyValueSampling take as ``feature_mask=``, and the one Eagle
 
 from __future__ import annotations
 
-import numbers
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from skimage.segmentation import slic
 
+from captum_eagle.checks import check_int
 from captum_eagle.images import ImageLike, to_hwc
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class FeatureMask(torch.Tensor):
         """
         array = to_hwc(image)
         height, width = array.shape[:2]
-        _check_count("n_segments", n_segments, 2)
+        check_int("n_segments", n_segments, 2)
         most = height * width // MIN_REGION_AREA
         if n_segments > most:
             raise ValueError(
@@ -127,9 +127,20 @@ class FeatureMask(torch.Tensor):
         Returns:
             FeatureMask
         """
-        height, width = image if isinstance(image, tuple) else tuple(image.shape[-2:])
-        _check_count("rows", rows, 1)
-        _check_count("cols", cols, 1)
+        if isinstance(image, torch.Tensor) and image.ndim >= 2:
+            height, width = image.shape[-2:]
+        elif isinstance(image, tuple | list) and len(image) == 2:
+            height, width = image
+            check_int("height", height, 1)
+            check_int("width", width, 1)
+        else:
+            raise TypeError(
+                "FeatureMask.grid needs the image as a tensor (..., H, W), e.g. sample.image, or "
+                f"its size (H, W); got {type(image).__name__}. Convert a PIL image or array with "
+                "captum_eagle.images.to_image_tensor first."
+            )
+        check_int("rows", rows, 1)
+        check_int("cols", cols, 1)
         if rows > height or cols > width:
             raise ValueError(
                 f"A {rows}×{cols} grid does not fit a {height}×{width} image; use at most "
@@ -190,6 +201,8 @@ class FeatureMask(torch.Tensor):
 
     def check_image(self, image: torch.Tensor) -> None:
         """Raise a clear error unless the mask covers ``image`` (``(..., H, W)``)."""
+        if not isinstance(image, torch.Tensor):
+            raise TypeError(f"The image must be a tensor (..., H, W); got {type(image).__name__}.")
         if tuple(image.shape[-2:]) != self.image_shape:
             raise ValueError(
                 f"The feature mask is {self.image_shape} but the image is "
@@ -231,10 +244,3 @@ def _check_integral(ids: torch.Tensor) -> None:
             "Region ids must be whole numbers; the mask holds fractional values. Pass integer "
             "ids, e.g. FeatureMask.from_labels(labels)."
         )
-
-
-def _check_count(name: str, value: object, least: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int; got {value!r} ({type(value).__name__}).")
-    if value < least:
-        raise ValueError(f"{name} must be >= {least}; got {value}.")

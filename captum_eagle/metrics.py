@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from captum_eagle.checks import check_bool, check_forward, check_real
 from captum_eagle.maps import (
     baseline_image,
     box_mask,
@@ -128,10 +129,22 @@ class Curve:
     def __post_init__(self) -> None:
         if self.kind not in ("insertion", "deletion"):
             raise ValueError(f"kind must be 'insertion' or 'deletion'; got {self.kind!r}.")
+        for name in ("fractions", "token_probabilities", "target_indices"):
+            if not isinstance(getattr(self, name), torch.Tensor):
+                raise TypeError(
+                    f"{name} must be a tensor; got {type(getattr(self, name)).__name__}. Use "
+                    "Curve.from_dict for plain lists."
+                )
         steps = self.fractions.shape[0]
         if self.fractions.ndim != 1 or steps < 2:
             raise ValueError(
                 f"fractions must be (K + 1,) with K >= 1; got {tuple(self.fractions.shape)}."
+            )
+        ends = (float(self.fractions[0]), float(self.fractions[-1]))
+        if abs(ends[0]) > 1e-6 or abs(ends[1] - 1) > 1e-6 or (self.fractions.diff() < 0).any():
+            raise ValueError(
+                "fractions must rise from 0 to 1 (the changed area after each step); got "
+                f"{self.fractions.tolist()}."
             )
         if self.token_probabilities.ndim != 2 or self.token_probabilities.shape[0] != steps:
             raise ValueError(
@@ -206,6 +219,11 @@ class Curve:
                 )
             columns = selection.nonzero().flatten()
         else:
+            if selection.is_floating_point() or selection.is_complex():
+                raise TypeError(
+                    "tokens must be a boolean mask or integer answer positions; got "
+                    f"{selection.dtype}."
+                )
             wanted = selection.long().flatten().tolist()
             have = self.target_indices.tolist()
             missing = [i for i in wanted if i not in have]
@@ -240,7 +258,8 @@ class Curve:
                 Default: read it from this curve's end points, which are exactly the full image
                 and the all-baseline image (no forward needed).
             threshold (float): a token is sensitive if its probability changes by strictly more
-                than this between the two end points. Default: 0.2. Ignored if ``tokens`` is given.
+                than this between the two end points, in ``[0, 1]``. Default: 0.2. Ignored if
+                ``tokens`` is given.
             rule (str): ``"signed"`` (default, the authors' rule): ``p(full) − p(masked) >
                 threshold``, only tokens that the image supports; ``"absolute"``:
                 ``|p(full) − p(masked)| > threshold``, also tokens that the image suppresses.
@@ -254,7 +273,13 @@ class Curve:
             tokens = _is_sensitive(
                 self.full_image_probabilities, self.baseline_probabilities, threshold, rule
             )
-        return self.restrict(torch.as_tensor(tokens).bool())
+        tokens = torch.as_tensor(tokens)
+        if tokens.dtype != torch.bool:
+            raise TypeError(
+                f"tokens must be a ({self.n_tokens},) boolean mask (sensitive_tokens(...)); got "
+                f"{tokens.dtype}. To select answer positions use curve.restrict(positions)."
+            )
+        return self.restrict(tokens)
 
     # -- output ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -270,6 +295,14 @@ class Curve:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Curve:
         """Rebuild a curve saved with :meth:`to_dict`."""
+        keys = ("kind", "fractions", "token_probabilities", "target_tokens", "target_indices")
+        if not isinstance(data, dict):
+            raise TypeError(
+                f"Curve.from_dict needs a dict from to_dict(); got {type(data).__name__}."
+            )
+        missing = [key for key in keys if key not in data]
+        if missing:
+            raise ValueError(f"The saved curve lacks {missing}; is this a Curve.to_dict() output?")
         return cls(
             kind=data["kind"],
             fractions=torch.tensor(data["fractions"], dtype=torch.float32),
@@ -341,8 +374,10 @@ def _curve(
 ) -> Curve:
     if protocol not in CURVE_PROTOCOLS:
         raise ValueError(f"protocol must be one of {CURVE_PROTOCOLS}; got {protocol!r}.")
+    check_bool("show_progress", show_progress)
     if protocol == "paper" and hasattr(attribution, "trajectories"):
         return _search_curve(kind, attribution, sample)
+    check_forward(wrapper, sample)
     image = sample.image.detach().cpu()
     if image.ndim != 4 or image.shape[0] != 1:
         raise ValueError(f"sample.image must be (1, C, H, W); got {tuple(image.shape)}.")
@@ -530,7 +565,7 @@ def sensitive_tokens(
         baselines (float or Tensor): value of masked pixels (see :func:`insertion_curve`).
             Default: 0.0.
         threshold (float): a token is sensitive if its probability changes by strictly more
-            than this. Default: 0.2.
+            than this, in ``[0, 1]``. Default: 0.2.
         rule (str): ``"signed"`` (default, the authors' rule): ``p(full) − p(masked) >
             threshold``, only tokens that the image supports; ``"absolute"``:
             ``|p(full) − p(masked)| > threshold``.
@@ -552,6 +587,7 @@ def sensitive_tokens(
         [True, False]
     """
     _check_sensitivity(threshold, rule)
+    check_forward(wrapper, sample)
     image = sample.image.detach().cpu()
     images = torch.cat([image, baseline_image(baselines, image)], dim=0)
     with torch.no_grad():
@@ -562,8 +598,8 @@ def sensitive_tokens(
 def _check_sensitivity(threshold: float, rule: str) -> None:
     if rule not in SENSITIVITY_RULES:
         raise ValueError(f"rule must be one of {SENSITIVITY_RULES}; got {rule!r}.")
-    if threshold < 0:
-        raise ValueError(f"threshold must be >= 0; got {threshold}.")
+    # A probability changes by at most 1: a larger threshold could never select a token.
+    check_real("threshold", threshold, low=0.0, high=1.0)
 
 
 def _is_sensitive(
@@ -603,6 +639,15 @@ def word_curves(curve: Curve, sample: Any) -> list[tuple[str, Curve]]:
         >>> [(word, c.target_tokens) for word, c in word_curves(curve, sample)]
         [('a', ['a']), ('cat', [' cat'])]
     """
+    if not isinstance(curve, Curve):
+        raise TypeError(
+            f"curve must be a Curve (insertion_curve(...)); got {type(curve).__name__}."
+        )
+    if not callable(getattr(sample, "word_spans", None)):
+        raise TypeError(
+            "sample must be the PreparedSample the curve was computed on; got "
+            f"{type(sample).__name__}."
+        )
     return [(word, curve.restrict(indices)) for word, indices in sample.word_spans()]
 
 
@@ -698,10 +743,8 @@ def _removed_fractions(results: Iterable[Any], by: str) -> list[float | None]:
             removed = item.area_removed if by == "area" else item.fraction_removed
             values.append(removed if item.corrected else None)
         else:
-            value = float(item)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"A removed fraction must lie in [0, 1]; got {value}.")
-            values.append(value)
+            check_real("A removed fraction", item, low=0.0, high=1.0)
+            values.append(float(item))
     if not values:
         raise ValueError("No cases given; pass at least one HallucinationResult or fraction.")
     return values
@@ -758,8 +801,7 @@ def csr(results: Iterable[Any], threshold: float = 0.10, *, by: str = "area") ->
         >>> csr([0.05, 0.1, 0.5, None])
         0.5
     """
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must lie in [0, 1]; got {threshold}.")
+    check_real("threshold", threshold, low=0.0, high=1.0)
     values = _removed_fractions(results, by)
     hits = sum(1 for value in values if value is not None and value <= threshold + 1e-12)
     return hits / len(values)

@@ -512,3 +512,49 @@ def test_tied_regions_give_one_order_for_any_batch_size(wrapper, sample, monkeyp
         orders[batch_size] = result.order.tolist()
     assert all(order == orders[1] for order in orders.values()), orders
     assert [region for region in orders[1] if region in blank] == blank  # lowest id first
+
+
+# -- bad inputs (issue 20): a missing, corrupt or foreign file is a clear error -----------------
+@LLAVA_ONLY
+def test_load_refuses_missing_corrupt_and_foreign_files(result, tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="No EagleResult file"):
+        EagleResult.load(tmp_path / "missing.json")
+    with pytest.raises(FileNotFoundError, match="No EagleResult file"):
+        EagleResult.load(tmp_path)  # a folder (before: IsADirectoryError)
+    text = json.dumps(result.to_dict())
+    for name, content in [("empty", ""), ("truncated", text[: len(text) // 2])]:
+        path = tmp_path / f"{name}.json"
+        path.write_text(content)
+        with pytest.raises(ValueError, match="is not a JSON file written by save"):
+            EagleResult.load(path)
+    for content, error in [
+        ("[1, 2]", TypeError),
+        ("3", TypeError),
+        ('{"kind": "insertion"}', ValueError),
+    ]:
+        path = tmp_path / "foreign.json"
+        path.write_text(content)
+        with pytest.raises(error, match=r"EagleResult|Eagle result"):
+            EagleResult.load(path)
+
+
+@LLAVA_ONLY
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"order": "0123"}, "'order' is not a \\(nested\\) list of numbers"),
+        ({"order": [[0], [1, 2]]}, "'order' is not a \\(nested\\) list of numbers"),
+        ({"order": [0]}, "not a permutation"),
+        ({"order": [0.5, 1.0]}, "not a permutation"),
+        ({"feature_mask": None}, "'feature_mask' is not a \\(nested\\) list"),
+        ({"feature_mask": [[[[0, 1]]]]}, "does not hold the"),
+        ({"influence": [1.0]}, "'influence' must be a dict"),
+        ({"target_tokens": "cat"}, "target_tokens must be a list of strings"),
+        ({"target_tokens": ["cat"] * 9}, "target_tokens but"),
+    ],
+)
+def test_from_dict_refuses_fields_that_do_not_fit_together(result, change, message) -> None:
+    # before: a short or fractional order loaded silently and gave a wrong map; others raised
+    # RuntimeError or AttributeError from inside torch
+    with pytest.raises(ValueError, match=message):
+        EagleResult.from_dict({**result.to_dict(), **change})

@@ -158,3 +158,44 @@ def test_forward_counter_counts_rows_of_calls_that_follow_an_image_encoding() ->
         model(torch.zeros(12, 3, 4, 4), torch.zeros(3, 5, 2))  # 3 images of 4 tiles each
         model(None, torch.zeros(3, 1, 2))  # a cached decoding step: no image
     assert (counter.images, counter.calls) == (3, 2)
+
+
+# -- bad inputs (issue 20): attribute() checks everything before the first forward -------------
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"baselines": True}, TypeError, "baselines must be a number or a tensor"),
+        ({"baselines": "black"}, TypeError, "baselines must be a number or a tensor"),
+        ({"baselines": float("nan")}, ValueError, "NaN or infinite"),
+        ({"baselines": 128}, ValueError, r"baselines must lie in \[0, 1\]"),
+        ({"baselines": torch.zeros(1, 3, 2, 2)}, ValueError, "do not broadcast to the image"),
+        ({"feature_mask": "grid"}, TypeError, "feature_mask must be a FeatureMask"),
+        ({"feature_mask": FeatureMask.grid((8, 8), 2, 2)}, ValueError, r"build the mask from"),
+        ({"sample": None}, TypeError, "sample must be a PreparedSample"),
+        ({"sample": "describe the image ."}, TypeError, "sample must be a PreparedSample"),
+        ({"wrapper": None}, TypeError, "wrapper must be an MLLMForwardWrapper"),
+    ],
+)
+@pytest.mark.parametrize("name", ["random", "feature_ablation"])
+def test_attribute_refuses_bad_inputs_before_any_forward(
+    llava, sample, mask, name, options, error, message
+) -> None:
+    # before: a mask of another size or a missing sample ran "random" silently, and a bool
+    # baseline ran every method with baselines=1
+    arguments = {"wrapper": llava, "sample": sample, "feature_mask": mask, **options}
+    with ForwardCounter(llava) as counter, pytest.raises(error, match=message):
+        attribute(
+            name,
+            arguments.pop("wrapper"),
+            arguments.pop("sample"),
+            arguments.pop("feature_mask"),
+            **arguments,
+        )
+    assert counter.calls == 0
+
+
+def test_attribute_takes_a_captum_mask_tensor_and_a_colour_baseline(llava, sample, mask) -> None:
+    colour = torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)
+    as_tensor = attribute("feature_ablation", llava, sample, mask.mask, baselines=colour)
+    as_mask = attribute("feature_ablation", llava, sample, mask, baselines=0.5)
+    torch.testing.assert_close(as_tensor, as_mask)

@@ -297,3 +297,59 @@ def test_module_command_and_submodules(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: MMVP questions file not found: {missing}"
+
+
+# -- bad inputs (issue 20): masks and answers that are not what they claim ---------------------
+@pytest.mark.parametrize(
+    "values",
+    [np.full((4, 4), 0.5), np.arange(16).reshape(4, 4), np.full((4, 4), np.nan)],
+)
+def test_load_mask_refuses_npy_files_that_are_no_boolean_mask(tmp_path: Path, values) -> None:
+    # before: a label map or soft mask became "nonzero = object" silently
+    np.save(tmp_path / "m.npy", values)
+    with pytest.raises(ManifestError, match="must hold booleans or 0/1 values"):
+        load_mask(tmp_path / "m.npy")
+
+
+def test_load_mask_refuses_a_corrupt_image_file(tmp_path: Path) -> None:
+    (tmp_path / "m.png").write_bytes(b"half a png")
+    with pytest.raises(ManifestError, match=r"not a readable image or \.npy file"):
+        load_mask(tmp_path / "m.png")
+    np.save(tmp_path / "ok.npy", np.eye(3, dtype=np.uint8))  # 0/1 integers are a mask
+    assert load_mask(tmp_path / "ok.npy").tolist() == np.eye(3, dtype=bool).tolist()
+
+
+@pytest.mark.parametrize(
+    "answer, expected, error",
+    [
+        (None, "yes", TypeError),
+        (["yes"], "yes", TypeError),
+        ("yes", [], ValueError),
+        ("yes", None, ValueError),
+        ("yes", ["yes", 1], TypeError),
+    ],
+)
+def test_answer_matches_refuses_what_is_no_answer(answer, expected, error) -> None:
+    with pytest.raises(error, match="answer"):
+        answer_matches(answer, expected)
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["root:x:0:0:root:/root:/bin/bash\n", "[1, 2]\n{oops\n", '{"id": "a"}\n{"id": "b"}\n'],
+)
+def test_a_file_without_any_manifest_entry_is_refused(tmp_path: Path, content: str) -> None:
+    # before: a run over the wrong file loaded the model and recorded one error per line
+    path = tmp_path / "m.jsonl"
+    path.write_text(content)
+    with pytest.raises(ManifestError, match=r"none of its \d+ lines is a manifest entry \(line 1"):
+        read_manifest(path)
+
+
+def test_a_manifest_with_some_corrupt_lines_keeps_them_as_errors(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"id": "a", "image": "a.png", "prompt": "hi"}\n{oops\n\n')
+    lines = read_manifest(path)
+    assert [(line.id, line.entry is None) for line in lines] == [("a", False), ("line-2", True)]
+    path.write_text("\n\n")  # blank lines only: an empty manifest, not a wrong file
+    assert read_manifest(path) == []

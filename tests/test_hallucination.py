@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from captum_eagle import FeatureMask, MLLMForwardWrapper
+from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper
+from captum_eagle.baselines import ForwardCounter
 from captum_eagle.hallucination import (
     HallucinationResult,
     amcr,
@@ -355,3 +356,75 @@ def test_moved_names_warn_and_still_work(llava, case, grid, monkeypatch):
         pytest.raises(ValueError, match=r"\[0, 1\]"),
     ):
         explain_hallucination(llava, case, grid, baseline=255)
+
+
+# -- bad inputs (issue 20): refused before the first forward, the fix in the message -----------
+ORDER = list(range(16))
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"removal_order": [float(i) for i in ORDER]}, TypeError, "integer region ids"),
+        ({"removal_order": [True] * 16}, TypeError, "integer region ids"),
+        ({"generate_batch_size": 0}, ValueError, "generate_batch_size must be >= 1"),
+        ({"generate_batch_size": 1.5}, TypeError, "generate_batch_size must be an int"),
+        ({"generate_batch_size": True}, TypeError, "generate_batch_size must be an int"),
+        ({"max_new_tokens": 0}, ValueError, "max_new_tokens must be >= 1"),
+        ({"max_new_tokens": 2.0}, TypeError, "max_new_tokens must be an int"),
+        ({"hallucination_map": [float("nan")] * 16}, ValueError, "NaN or infinite"),
+        ({"method": None}, TypeError, "method must be a str"),
+        ({"explanation": "eagle"}, TypeError, "explanation must be an EagleResult"),
+        ({"removal_order": None, "attribution": FeatureMask.grid((32, 32), 4, 4)},
+         TypeError, "FeatureMask holds region ids"),
+    ],
+)  # fmt: skip
+def test_mitigate_refuses_bad_options_before_any_forward(
+    llava, case, grid, options, error, message
+) -> None:
+    options = {"removal_order": ORDER, **options}
+    with ForwardCounter(llava) as counter, pytest.raises(error, match=message):
+        mitigate(llava, case, grid, **options)
+    assert counter.calls == 0
+
+
+@pytest.mark.parametrize("function", [mitigate, explain_hallucination])
+def test_mitigation_needs_a_prepared_case_and_a_wrapper(llava, case, grid, function) -> None:
+    options = {"removal_order": ORDER} if function is mitigate else {}
+    with ForwardCounter(llava) as counter:
+        with pytest.raises(TypeError, match="case must be a HallucinationCase"):
+            function(llava, case.sample, grid, **options)  # a PreparedSample is not a case
+        with pytest.raises(TypeError, match="case must be a HallucinationCase"):
+            function(llava, None, grid, **options)
+        with pytest.raises(TypeError, match="wrapper must be an MLLMForwardWrapper"):
+            function(llava.model, case, grid, **options)
+    assert counter.calls == 0
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"rule": "gains"}, ValueError, r"rule must be one of \('order', 'gain'\)"),
+        ({"generate_batch_size": 0}, ValueError, "generate_batch_size must be >= 1"),
+        ({"max_new_tokens": 1.5}, TypeError, "max_new_tokens must be an int"),
+        ({"explanation": "eagle"}, TypeError, "explanation must be an EagleResult"),
+    ],
+)
+def test_explain_hallucination_checks_options_before_the_search(
+    llava, case, grid, options, error, message
+) -> None:
+    # before: a bad rule or generation setting failed only after the whole Eagle search
+    with ForwardCounter(llava) as counter, pytest.raises(error, match=message):
+        explain_hallucination(llava, case, grid, **options)
+    assert counter.calls == 0
+
+
+def test_explain_hallucination_refuses_an_explanation_of_another_answer(llava, case) -> None:
+    halves = FeatureMask.grid(case.image, 1, 2)
+    other = llava.prepare(case.image, QUESTION, "cat", targets=0)
+    explanation = EagleAttribution(llava).explain(
+        other.image, additional_forward_args=(other,), feature_mask=halves
+    )
+    with ForwardCounter(llava) as counter, pytest.raises(ValueError, match=r"explain case\.sample"):
+        explain_hallucination(llava, case, halves, explanation=explanation)
+    assert counter.calls == 0

@@ -71,3 +71,13 @@ def test_bad_input_names_the_fix() -> None:
         influence_area(torch.zeros(2, 3), areas=[0, 0])
     with pytest.raises(TypeError, match="must be a tensor"):
         influence_area([[0.0, 1.0]])
+
+
+# -- bad inputs (issue 20) ---------------------------------------------------------------------
+def test_influence_area_refuses_trajectories_that_are_no_probabilities() -> None:
+    with pytest.raises(TypeError, match="must hold probabilities as floats"):
+        influence_area(torch.ones(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        influence_area(torch.tensor([[0.0, float("nan"), 1.0]]))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        token_influence(torch.tensor([[0.0, float("inf"), 1.0]]))

@@ -13,6 +13,7 @@ from captum_eagle import FeatureMask
 from captum_eagle.maps import (
     baseline_image,
     box_mask,
+    cumulative_area,
     pixel_ranks,
     pixel_scores,
     region_means,
@@ -147,3 +148,53 @@ def test_box_mask_is_clamped_to_the_map() -> None:
     for outside in ((4, 0, 6, 2), (0, -3, 4, 0), (-2, -2, -1, -1)):
         with pytest.raises(ValueError, match="does not lie inside"):
             box_mask(outside, (2, 4))
+
+
+# -- bad inputs (issue 20): each family refused with the fix in the message ---------------------
+@pytest.mark.parametrize(
+    "attribution, error, message",
+    [
+        (torch.ones(4, 4, dtype=torch.bool), TypeError, "must hold real scores"),
+        (torch.ones(1, 3, 4, 4, dtype=torch.complex64), TypeError, "must hold real scores"),
+        (np.ones((4, 4), dtype=bool), TypeError, "must hold real scores"),
+        (FeatureMask.grid((4, 4), 2, 2), TypeError, "FeatureMask holds region ids"),
+        (torch.zeros(1, 0), ValueError, "is empty"),
+        (torch.zeros(1, 3, 0, 4), ValueError, "is empty"),
+    ],
+)
+def test_pixel_scores_refuses_maps_that_hold_no_scores(attribution, error, message) -> None:
+    with pytest.raises(error, match=message):
+        pixel_scores(attribution)
+    mask = FeatureMask.grid((4, 4), 2, 2)
+    with pytest.raises(error, match=message):
+        region_order(attribution, mask)
+
+
+def test_integer_maps_are_scores() -> None:
+    # An integer map (e.g. a rank map) is a valid map: only bool and complex are refused.
+    ranks = torch.tensor([[3, 2], [1, 0]])
+    assert pixel_scores(ranks).tolist() == [[3.0, 2.0], [1.0, 0.0]]
+
+
+@pytest.mark.parametrize("descending", ["no", 0, None])
+def test_region_order_descending_must_be_a_bool(descending) -> None:
+    mask = FeatureMask.grid((4, 4), 2, 2)
+    with pytest.raises(TypeError, match="descending must be True or False"):
+        region_order(torch.rand(4, 4), mask, descending=descending)
+
+
+@pytest.mark.parametrize("areas", [[[1, 2], [3, 4]], torch.ones(2, 2), []])
+def test_cumulative_area_needs_one_area_per_region(areas) -> None:
+    with pytest.raises(ValueError, match="one finite, non-negative value per region"):
+        cumulative_area(areas)
+
+
+@pytest.mark.parametrize("image", [None, np.zeros((1, 3, 2, 2)), torch.zeros(3, 2, 2)])
+def test_baseline_image_needs_the_prepared_image_tensor(image) -> None:
+    with pytest.raises(TypeError, match=r"image must be a \(1, 3, H, W\) tensor"):
+        baseline_image(0.0, image)
+
+
+def test_an_empty_baselines_tensor_is_refused() -> None:
+    with pytest.raises(ValueError, match="baselines is an empty tensor"):
+        baseline_image(torch.zeros(0), torch.zeros(1, 3, 2, 2))

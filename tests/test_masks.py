@@ -212,3 +212,32 @@ def test_as_feature_mask_checks_the_id_dtype(image) -> None:
         as_feature_mask(grid.mask.to(torch.complex64), image)
     with pytest.raises(ValueError, match="whole numbers"):
         FeatureMask.from_labels(np.array([[0.0, 0.5], [1.0, 1.0]]))
+
+
+# -- bad inputs (issue 20): FeatureMask.grid and check_image name the fix ----------------------
+@pytest.mark.parametrize(
+    "image, error, message",
+    [
+        (None, TypeError, "needs the image as a tensor"),
+        (Image.new("RGB", (4, 4)), TypeError, "needs the image as a tensor"),
+        (np.zeros((4, 4, 3)), TypeError, "needs the image as a tensor"),  # HWC: W would read 3
+        ((4, 4, 4), TypeError, "needs the image as a tensor"),
+        ((4.0, 4.0), TypeError, "height must be an int"),
+        ((0, 4), ValueError, "height must be >= 1"),
+        ((4, -2), ValueError, "width must be >= 1"),
+    ],
+)
+def test_grid_refuses_what_is_no_image_tensor_or_size(image, error, message) -> None:
+    with pytest.raises(error, match=message):
+        FeatureMask.grid(image, 2, 2)
+
+
+def test_grid_takes_a_size_as_tuple_or_list() -> None:
+    assert torch.equal(FeatureMask.grid([4, 6], 2, 3), FeatureMask.grid((4, 6), 2, 3))
+    assert FeatureMask.grid(torch.zeros(1, 3, 4, 6), 2, 3).image_shape == (4, 6)
+
+
+@pytest.mark.parametrize("image", [None, [[0.0]], "image.png"])
+def test_check_image_refuses_what_is_no_tensor(image) -> None:
+    with pytest.raises(TypeError, match=r"must be a tensor \(\.\.\., H, W\)"):
+        FeatureMask.grid((4, 4), 2, 2).check_image(image)

@@ -474,3 +474,152 @@ def test_amcr_and_csr_on_removed_fractions() -> None:
         amcr([])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         csr([1.5])
+
+
+# -- bad inputs: refused before the first forward, with the fix in the message (issue 20) ------
+@pytest.mark.parametrize("curve_function", [insertion_curve, deletion_curve])
+@pytest.mark.parametrize(
+    "wrapper, sample, message",
+    [
+        (None, "sample", "wrapper must be an MLLMForwardWrapper"),
+        ("wrapper", "sample", "wrapper must be an MLLMForwardWrapper"),
+        ("fake", None, "sample must be a PreparedSample"),
+        ("fake", "a prompt", "sample must be a PreparedSample"),
+        ("fake", SimpleNamespace(image=np.ones((1, 3, SIZE, SIZE))), "with an image tensor"),
+    ],
+)
+def test_curves_refuse_objects_that_are_no_wrapper_or_sample(
+    curve_function, wrapper, sample, message, fake, fake_sample
+) -> None:
+    wrapper = fake if wrapper == "fake" else wrapper
+    sample = fake_sample if sample == "sample" else sample
+    with pytest.raises(TypeError, match=message):
+        curve_function(wrapper, sample, object_map(), steps=2)
+    assert fake.batches == []
+
+
+@pytest.mark.parametrize("show_progress", ["no", 0, None])
+def test_curves_refuse_a_show_progress_that_is_not_a_bool(show_progress, fake, fake_sample) -> None:
+    with pytest.raises(TypeError, match="show_progress must be True or False"):
+        insertion_curve(fake, fake_sample, object_map(), steps=2, show_progress=show_progress)
+    assert fake.batches == []
+
+
+@pytest.mark.parametrize(
+    "attribution, error, message",
+    [
+        (object_map().bool(), TypeError, "must hold real scores"),
+        (object_map().to(torch.complex64), TypeError, "must hold real scores"),
+        (FeatureMask.grid((SIZE, SIZE), 2, 2), TypeError, "FeatureMask holds region ids"),
+        (torch.zeros(0, 0), ValueError, "is empty"),
+        ("map", TypeError, "tensor or numpy array"),
+    ],
+)
+def test_maps_that_are_no_scores_are_refused_by_curves_and_pointing(
+    attribution, error, message, fake, fake_sample
+) -> None:
+    with pytest.raises(error, match=message):
+        insertion_curve(fake, fake_sample, attribution, steps=2)
+    with pytest.raises(error, match=message):
+        pointing_game(attribution, box=(0, 0, 2, 2))
+    assert fake.batches == []
+
+
+@pytest.mark.parametrize(
+    "threshold, error",
+    [
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+        (-0.1, ValueError),
+        (1.5, ValueError),  # a probability never changes by more than 1: nothing could be selected
+        (True, TypeError),
+        ("0.2", TypeError),
+        (None, TypeError),
+    ],
+)
+def test_sensitivity_threshold_must_be_a_probability_change(
+    threshold, error, fake, fake_sample
+) -> None:
+    with pytest.raises(error, match="threshold"):
+        sensitive_tokens(fake, fake_sample, threshold=threshold)
+    assert fake.batches == []
+    with pytest.raises(error, match="threshold"):
+        flat_curve(0.5).sensitive(threshold=threshold)
+    # the bounds themselves are valid: 0 selects every changed token, 1 none
+    assert sensitive_tokens(fake, fake_sample, threshold=0.0).tolist() == [True, False, True]
+    assert sensitive_tokens(fake, fake_sample, threshold=1.0).tolist() == [False, False, False]
+
+
+def test_sensitive_tokens_refuses_a_missing_sample(fake) -> None:
+    with pytest.raises(TypeError, match="sample must be a PreparedSample"):
+        sensitive_tokens(fake, None)
+    assert fake.batches == []
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [("0.1", TypeError), (True, TypeError), (math.nan, ValueError), (math.inf, ValueError),
+     (1.5, ValueError), (-0.1, ValueError)],
+)  # fmt: skip
+def test_amcr_and_csr_refuse_values_that_are_no_fraction(value, error) -> None:
+    with pytest.raises(error, match="removed fraction"):
+        amcr([0.1, value])
+    with pytest.raises(error, match="removed fraction"):
+        csr([0.1, value])
+
+
+@pytest.mark.parametrize(
+    "threshold, error",
+    [(True, TypeError), ("0.1", TypeError), (math.nan, ValueError), (2, ValueError)],
+)
+def test_csr_threshold_must_be_a_fraction(threshold, error) -> None:
+    with pytest.raises(error, match="threshold"):
+        csr([0.05], threshold=threshold)
+    assert csr([0.05, 0.5], threshold=1) == 1.0
+
+
+@pytest.mark.parametrize(
+    "fractions, message",
+    [
+        (torch.tensor([0.0, 1.0, 0.5]), "rise from 0 to 1"),
+        (torch.tensor([0.1, 0.5, 1.0]), "rise from 0 to 1"),
+        (torch.tensor([0.0, 0.5, 0.9]), "rise from 0 to 1"),
+        (torch.tensor([0.0, 50.0, 100.0]), "rise from 0 to 1"),  # percent instead of fractions
+    ],
+)
+def test_curve_fractions_must_rise_from_zero_to_one(fractions, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        Curve("insertion", fractions, torch.zeros(3, 1), ["cat"], torch.tensor([0]))
+
+
+def test_curve_fields_must_be_tensors_and_from_dict_needs_a_saved_curve() -> None:
+    with pytest.raises(TypeError, match="fractions must be a tensor"):
+        Curve("insertion", [0.0, 1.0], torch.zeros(2, 1), ["cat"], torch.tensor([0]))
+    saved = flat_curve(0.5).to_dict()
+    for broken in (None, [saved], "curve.json"):
+        with pytest.raises(TypeError, match="needs a dict from to_dict"):
+            Curve.from_dict(broken)
+    without = {key: value for key, value in saved.items() if key != "token_probabilities"}
+    with pytest.raises(ValueError, match=r"lacks \['token_probabilities'\]"):
+        Curve.from_dict(without)
+    assert Curve.from_dict(saved).to_dict() == saved  # a full dict still round-trips
+
+
+def test_restrict_and_sensitive_refuse_selections_of_the_wrong_kind(fake, fake_sample) -> None:
+    curve = insertion_curve(fake, fake_sample, object_map(), steps=2)
+    with pytest.raises(TypeError, match="integer answer positions"):
+        curve.restrict([0.5])  # would have been truncated to position 0
+    with pytest.raises(TypeError, match="boolean mask"):
+        curve.sensitive(torch.tensor([0, 2]))  # positions, not a mask: use restrict
+    assert curve.restrict([0, 2]).target_tokens == ["cat", " red"]
+    assert curve.sensitive(torch.tensor([True, False, True])).target_tokens == ["cat", " red"]
+
+
+def test_word_curves_refuses_swapped_or_missing_arguments(fake, fake_sample) -> None:
+    curve = insertion_curve(fake, fake_sample, object_map(), steps=2)
+    with pytest.raises(TypeError, match="curve must be a Curve"):
+        word_curves(None, fake_sample)
+    with pytest.raises(TypeError, match="curve must be a Curve"):
+        word_curves(fake_sample, curve)
+    with pytest.raises(TypeError, match="sample must be the PreparedSample"):
+        word_curves(curve, None)

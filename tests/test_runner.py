@@ -495,3 +495,52 @@ def test_old_runner_module_still_works_with_a_deprecation_warning() -> None:
         check=False,
     )
     assert done.returncode == 0 and done.stdout.startswith("usage: captum-eagle run")
+
+
+# -- a run folder whose settings cannot be read is refused before any sample (issue 20) ---------
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "is not a settings file of a run"),
+        ('{"regions": 6, "max_new', "is not a settings file of a run"),
+        ("[6, 3]", "is not a settings file of a run"),
+    ],
+)
+def test_a_corrupt_run_json_is_a_one_line_error(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture, content: str, message: str
+) -> None:
+    out = tmp_path / "corrupt"
+    out.mkdir()
+    (out / "run.json").write_text(content)
+    code = main([str(manifest), "--out", str(out), "--model", "default", *CLI_OPTIONS])
+    error = capsys.readouterr().err
+    assert code == 2 and message in error and "pass a new --out" in error
+    assert len(error.strip().splitlines()) == 1 and "Traceback" not in error
+    assert not list(out.glob("results-rank*.jsonl"))
+
+
+def test_results_without_their_settings_are_not_resumed_with_other_settings(
+    manifest: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "orphan"
+    out.mkdir()
+    results = out / "results-rank0.jsonl"
+    results.write_text('{"id": "scene-0", "status": "ok", "line": 1}\n')
+    with pytest.raises(RunnerError, match=r"holds results but no run\.json"):
+        run(manifest, out, model="default", config=CONFIG, show_progress=False)
+    assert results.read_text().count("\n") == 1
+
+
+def test_a_run_over_a_file_that_is_no_manifest_stops_before_loading_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    wrong = tmp_path / "notes.txt"
+    wrong.write_text("these are my notes\nnot a manifest\n")
+    out = tmp_path / "out"
+    code = main(
+        [str(wrong), "--out", str(out), "--model", str(tmp_path / "no-model"), "--no-progress"]
+    )
+    error = capsys.readouterr().err
+    assert code == 2 and "none of its 2 lines is a manifest entry" in error
+    assert len(error.strip().splitlines()) == 1 and "Traceback" not in error
+    assert not out.exists()  # nothing was written: the model was never loaded

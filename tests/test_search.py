@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -416,3 +418,35 @@ def test_search_benchmark_runs_at_tiny_size(tmp_path) -> None:
     output = subprocess.run(pooled, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     rows = [line.split("|") for line in output.stdout.splitlines() if line.startswith("| 6 ")]
     assert [int(row[3]) for row in rows] == [2, 2, 2]  # scenes per row: 0 and 1, once each
+
+
+# -- bad inputs (issue 20): option types are checked, not only their ranges ---------------------
+@pytest.mark.parametrize(
+    "name, options, error, message",
+    [
+        ("lazy", {"refresh": 2.5}, TypeError, "refresh must be an int"),
+        ("lazy", {"refresh": True}, TypeError, "refresh must be an int"),
+        ("lazy", {"refresh": "4"}, TypeError, "refresh must be an int"),
+        ("stochastic", {"fraction": "0.5"}, TypeError, "fraction must be a number"),
+        ("stochastic", {"fraction": True}, TypeError, "fraction must be a number"),
+        ("stochastic", {"fraction": math.nan}, ValueError, "fraction must be a finite number"),
+        ("stochastic", {"seed": 1.5}, TypeError, "seed must be an int"),
+        ("stochastic", {"seed": None}, TypeError, "seed must be an int"),
+        ("stochastic", {"min_candidates": 1.5}, TypeError, "min_candidates must be an int"),
+        ("efficient", {"regions_per_step": 1.5}, TypeError, "regions_per_step must be an int"),
+        ("efficient", {"fraction": None}, TypeError, "fraction must be a number"),
+        ("early_stop", {"tolerance": "0.1"}, TypeError, "tolerance must be a number"),
+        ("early_stop", {"tolerance": math.inf}, ValueError, "tolerance must be a finite number"),
+    ],
+)
+def test_search_options_of_the_wrong_type_are_refused(name, options, error, message) -> None:
+    with pytest.raises(error, match=message):
+        get_search(name, **options)
+
+
+def test_numpy_options_are_stored_as_plain_numbers() -> None:
+    # a numpy seed would otherwise make EagleResult.search_options fail after the search
+    strategy = get_search("stochastic", fraction=np.float32(0.5), seed=np.int64(3))
+    assert strategy.options() == {"fraction": 0.5, "min_candidates": 2, "seed": 3}
+    assert type(strategy.options()["seed"]) is int
+    json.dumps(strategy.options())

@@ -408,3 +408,29 @@ def test_patch_loss_is_low_for_correct_logits_and_high_for_wrong_ones() -> None:
     assert patch_loss(wrong_rank, targets).item() > 10
     with pytest.raises(ValueError, match="expected sum"):
         patch_loss(right, targets, PATCH_CLASSES[:2])
+
+
+# -- bad inputs (issue 20): a seed is an int >= 0, a kind one of SCENE_KINDS --------------------
+@pytest.mark.parametrize(
+    "seed, error",
+    [(1.5, TypeError), ("1", TypeError), (True, TypeError), (None, TypeError), (-1, ValueError)],
+)
+def test_generate_scene_refuses_seeds_that_are_no_natural_number(seed, error) -> None:
+    # before: 1.5 and "1" gave the scene of seed 1 and True that of seed 1, silently
+    with pytest.raises(error, match="seed must be"):
+        generate_scene(seed)
+    with pytest.raises(error, match="seed must be"):
+        generate_scenes(2, seed=seed)
+
+
+@pytest.mark.parametrize("kind", [None, ["plain"], "Plain", ""])
+def test_generate_scene_refuses_unknown_kinds_listing_the_valid_ones(kind) -> None:
+    with pytest.raises(ValueError, match="valid kinds: " + ", ".join(SCENE_KINDS)):
+        generate_scene(0, kind=kind)
+
+
+@pytest.mark.parametrize("n, error", [(-1, ValueError), (1.5, TypeError), (None, TypeError)])
+def test_generate_scenes_refuses_counts_that_are_no_natural_number(n, error) -> None:
+    with pytest.raises(error, match="n must be"):
+        generate_scenes(n)
+    assert generate_scenes(0) == []

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 __all__ = [
     "ManifestEntry",
@@ -183,6 +183,7 @@ def read_manifest(path: str | Path) -> list[ManifestLine]:
 
     Raises:
         FileNotFoundError: if the manifest does not exist.
+        ManifestError: if no line at all is a sample (not a manifest, e.g. the wrong file).
 
     Examples::
 
@@ -219,6 +220,12 @@ def read_manifest(path: str | Path) -> list[ManifestLine]:
                 continue
             first_line_of[entry.id] = number
             lines.append(ManifestLine(index, number, entry.id, entry))
+    if lines and all(line.entry is None for line in lines):
+        raise ManifestError(
+            f"{path}: none of its {len(lines)} lines is a manifest entry (line "
+            f"{lines[0].number}: {lines[0].error}); pass a JSONL manifest (one JSON object with "
+            "id, image and prompt per line), e.g. from python -m captum_eagle.datasets."
+        )
     return lines
 
 
@@ -278,16 +285,26 @@ def load_mask(path: str | Path) -> np.ndarray:
 
     Raises:
         FileNotFoundError: if the file is missing.
-        ManifestError: if it is not a 2-D mask.
+        ManifestError: if it is not a 2-D boolean (or 0/1) mask or not a readable file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask not found: {path}")
     if path.suffix.lower() == ".npy":
         array = np.load(path, allow_pickle=False)
+        if array.dtype != bool and not np.isin(array, (0, 1)).all():
+            raise ManifestError(
+                f"mask {path} must hold booleans or 0/1 values (one object); got other values. "
+                "Save (labels == k) for object k."
+            )
     else:
-        with Image.open(path) as image:
-            array = np.asarray(image)
+        try:
+            with Image.open(path) as image:
+                array = np.asarray(image)
+        except (UnidentifiedImageError, OSError) as error:
+            raise ManifestError(
+                f"mask {path} is not a readable image or .npy file ({error})"
+            ) from None
         if array.ndim == 3:
             array = array.max(axis=-1)
     if array.ndim != 2:
@@ -321,9 +338,18 @@ def answer_matches(answer: str, expected: str | Sequence[str]) -> bool:
         >>> answer_matches("(b) Closed", ["(a)", "Open"])
         False
     """
+    if not isinstance(answer, str):
+        raise TypeError(f"answer must be the generated text (str); got {type(answer).__name__}.")
+    options = [expected] if isinstance(expected, str) else expected
+    if not isinstance(options, Sequence) or not options:
+        raise ValueError(
+            f"expected must be an answer or a non-empty list of answers; got {expected!r}."
+        )
+    if not all(isinstance(option, str) for option in options):
+        raise TypeError(f"expected answers must be strings; got {expected!r}.")
     said = _normalise_answer(answer)
     said_words = said.split()
-    for option in [expected] if isinstance(expected, str) else expected:
+    for option in options:
         wanted = _normalise_answer(option)
         if not wanted:
             continue

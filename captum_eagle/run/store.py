@@ -132,8 +132,20 @@ def check_writable(out: Path) -> None:
 
 def check_config(out: Path, settings: dict[str, Any], rank: int) -> None:
     path = out / CONFIG_FILE
+    if not path.is_file() and any(out.glob(RESULTS_PATTERN)):
+        raise RunnerError(
+            f"{out} holds results but no {CONFIG_FILE}, so its settings are unknown; pass a new "
+            "--out (or restore the run's run.json to resume it)."
+        )
     if path.is_file():
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            saved = None
+        if not isinstance(saved, dict):
+            raise RunnerError(
+                f"{path} is not a settings file of a run (corrupt or edited); pass a new --out."
+            )
         changed = {
             key: (saved.get(key), value)
             for key, value in settings.items()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from captum_eagle.checks import check_real
 from captum_eagle.objective import SubsetScorer
 from captum_eagle.search.base import (
     SearchState,
@@ -51,12 +52,11 @@ class EarlyStop(SearchStrategy):
     name = "early_stop"
 
     def __init__(self, search: str | SearchStrategy = "exact", tolerance: float = 0.05) -> None:
-        if not 0 <= tolerance < 1:
-            raise ValueError(f"tolerance must be in [0, 1); got {tolerance}.")
+        check_real("tolerance", tolerance, low=0.0, high=1.0, open_high=True)
         self.search = get_search(search)
         if isinstance(self.search, EarlyStop):
             raise ValueError("EarlyStop cannot wrap another EarlyStop; pass its inner search.")
-        self.tolerance = tolerance
+        self.tolerance = float(tolerance)
 
     def forward_estimate(self, n_regions: int) -> int:
         """The inner strategy's estimate: an upper bound, reached if the curve never saturates."""

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from captum_eagle.checks import check_int, check_real
 from captum_eagle.objective import SubsetScorer
 from captum_eagle.search.base import (
     SearchState,
@@ -47,15 +48,12 @@ class EfficientGreedy(SearchStrategy):
     def __init__(
         self, fraction: float = 0.25, regions_per_step: int = 2, min_candidates: int = 4
     ) -> None:
-        if not 0 < fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1]; got {fraction}.")
-        if regions_per_step < 1:
-            raise ValueError(f"regions_per_step must be >= 1; got {regions_per_step}.")
-        if min_candidates < 1:
-            raise ValueError(f"min_candidates must be >= 1; got {min_candidates}.")
-        self.fraction = fraction
-        self.regions_per_step = regions_per_step
-        self.min_candidates = min_candidates
+        check_real("fraction", fraction, low=0.0, high=1.0, open_low=True)
+        check_int("regions_per_step", regions_per_step, least=1)
+        check_int("min_candidates", min_candidates, least=1)
+        self.fraction = float(fraction)
+        self.regions_per_step = int(regions_per_step)
+        self.min_candidates = int(min_candidates)
 
     def forward_estimate(self, n_regions: int) -> int:
         """Every region in step 1, then the re-scored candidates; plus ``F(front)`` per step."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from captum_eagle.checks import check_int
 from captum_eagle.objective import SubsetScorer
 from captum_eagle.search.base import (
     SearchState,
@@ -49,9 +50,8 @@ class LazyGreedy(SearchStrategy):
     name = "lazy"
 
     def __init__(self, refresh: int = 4) -> None:
-        if refresh < 1:
-            raise ValueError(f"refresh must be >= 1; got {refresh}.")
-        self.refresh = refresh
+        check_int("refresh", refresh, least=1)
+        self.refresh = int(refresh)
 
     def forward_estimate(self, n_regions: int) -> int:
         """About ``2N(refresh + 1)`` (one round per step), at most the exact ``N(N + 1)``."""

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from captum_eagle.checks import check_int, check_real
 from captum_eagle.objective import SubsetScorer
 from captum_eagle.search.base import (
     SearchState,
@@ -44,13 +45,12 @@ class StochasticGreedy(SearchStrategy):
     name = "stochastic"
 
     def __init__(self, fraction: float = 0.2, min_candidates: int = 2, seed: int = 0) -> None:
-        if not 0 < fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1]; got {fraction}.")
-        if min_candidates < 1:
-            raise ValueError(f"min_candidates must be >= 1; got {min_candidates}.")
-        self.fraction = fraction
-        self.min_candidates = min_candidates
-        self.seed = seed
+        check_real("fraction", fraction, low=0.0, high=1.0, open_low=True)
+        check_int("min_candidates", min_candidates, least=1)
+        check_int("seed", seed)
+        self.fraction = float(fraction)
+        self.min_candidates = int(min_candidates)
+        self.seed = int(seed)
 
     def forward_estimate(self, n_regions: int) -> int:
         """The drawn candidates of every step (2 images each), plus ``F(∅)``."""

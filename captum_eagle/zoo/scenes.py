@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from captum_eagle.checks import check_int
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -446,10 +448,13 @@ def generate_scene(seed: int, kind: str = "plain") -> Scene:
 
     Raises
     ------
+    TypeError
+        If ``seed`` is not an int.
     ValueError
-        If ``kind`` is not a known scene kind.
+        If ``seed`` is negative or ``kind`` is not a known scene kind.
     """
-    if kind not in _GENERATORS:
+    check_int("seed", seed, least=0)
+    if not isinstance(kind, str) or kind not in _GENERATORS:
         raise ValueError(f"unknown scene kind {kind!r}; valid kinds: {', '.join(SCENE_KINDS)}")
     rng = np.random.default_rng([int(seed), SCENE_KINDS.index(kind)])
     placed = _GENERATORS[kind](rng)
@@ -483,4 +488,6 @@ def generate_scenes(n: int, seed: int = 0, kind: str = "plain") -> list[Scene]:
     -------
     list of Scene
     """
+    check_int("n", n, least=0)
+    check_int("seed", seed, least=0)
     return [generate_scene(seed + i, kind) for i in range(n)]
