@@ -240,7 +240,8 @@ def variants(methods: Sequence[str], equal_budget: bool) -> list[str]:
     return names
 
 
-def _seed(base: int, *parts: object) -> int:
+def case_seed(base: int, *parts: object) -> int:
+    r"""A reproducible seed for one (run seed, case, method …) combination."""
     return zlib.crc32("/".join(map(str, (base, *parts))).encode())
 
 
@@ -303,7 +304,7 @@ def explain_case(
             if budget_of
             else (budgets or {}).get(method, entry.default_budget)
         )
-        torch.manual_seed(_seed(seed, case.key, regions, name))
+        torch.manual_seed(case_seed(seed, case.key, regions, name))
         with counter.counting():
             started = time.perf_counter()
             attribution = attribute(method, wrapper, case.sample, feature_mask, budget=budget)
