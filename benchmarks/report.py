@@ -529,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path.write_text(replace_sections(path.read_text(), made, names))
     _, frontier = load("frontier")
     if frontier:
-        plot_frontier(frontier)
+        plot_frontier(frontier, FIGURE)
     print(f"wrote {', '.join(str(p.relative_to(ROOT)) for p in DOCUMENTS)} and {FIGURE.name}")
     return 0
 
