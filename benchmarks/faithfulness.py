@@ -69,6 +69,7 @@ from benchmarks.results import (  # noqa: E402, F401  (machine, weights_info: be
     paired_comparisons,
     read_results,
     results_file,
+    torch_threads,
     weights_info,
     write_record,
 )
@@ -256,6 +257,19 @@ def variants(methods: Sequence[str], equal_budget: bool) -> list[str]:
 def case_seed(base: int, *parts: object) -> int:
     r"""A reproducible seed for one (run seed, case, method …) combination."""
     return zlib.crc32("/".join(map(str, (base, *parts))).encode())
+
+
+def auc_scores(
+    wrapper: MLLMForwardWrapper,
+    sample: PreparedSample,
+    attribution: torch.Tensor,
+    feature_mask: FeatureMask,
+) -> dict[str, float]:
+    r"""Insertion and deletion AUC of one map (``captum_eagle.metrics``, one step per region)."""
+    return {
+        "insertion": insertion_curve(wrapper, sample, attribution, feature_mask=feature_mask).auc,
+        "deletion": deletion_curve(wrapper, sample, attribution, feature_mask=feature_mask).auc,
+    }
 
 
 def score_map(
@@ -676,12 +690,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> Path:
     r"""Run the benchmark described by parsed ``args``; return the JSONL file written."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         return _run(args)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(args: argparse.Namespace) -> Path:

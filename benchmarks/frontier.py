@@ -54,14 +54,26 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.*` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.faithfulness import Case, build_cases, case_seed, load_wrapper  # noqa: E402
+from benchmarks.faithfulness import (  # noqa: E402
+    Case,
+    auc_scores,
+    build_cases,
+    case_seed,
+    load_wrapper,
+)
 from benchmarks.hallucination import Case as HallucinationItem  # noqa: E402
 from benchmarks.hallucination import collect_cases, first_seed, on_cause  # noqa: E402
-from benchmarks.results import RESULTS, header, results_file, write_record  # noqa: E402
+from benchmarks.results import (  # noqa: E402
+    RESULTS,
+    header,
+    results_file,
+    torch_threads,
+    write_record,
+)
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.baselines import ForwardCounter, attribute, get_method  # noqa: E402
 from captum_eagle.hallucination import explain_hallucination, mitigate  # noqa: E402
-from captum_eagle.metrics import deletion_curve, insertion_curve, pointing_game  # noqa: E402
+from captum_eagle.metrics import pointing_game  # noqa: E402
 from captum_eagle.search import list_searches  # noqa: E402
 from captum_eagle.zoo import SCENE_KINDS, generate_scene  # noqa: E402
 from captum_eagle.zoo.evaluate import EVAL_SEED  # noqa: E402
@@ -126,18 +138,32 @@ def score(
     wrapper: MLLMForwardWrapper, case: Case, attribution: torch.Tensor, feature_mask: FeatureMask
 ) -> dict[str, float]:
     r"""Insertion and deletion AUC, pointing game at mask level (hit and tie-aware)."""
-    scores = {
-        "insertion": insertion_curve(
-            wrapper, case.sample, attribution, feature_mask=feature_mask
-        ).auc,
-        "deletion": deletion_curve(
-            wrapper, case.sample, attribution, feature_mask=feature_mask
-        ).auc,
-    }
+    scores = auc_scores(wrapper, case.sample, attribution, feature_mask)
     if case.mask is not None:
         pointing = pointing_game(attribution, mask=case.mask)
         scores.update(point_mask=float(pointing.hit), point_mask_tie=pointing.tie_aware)
     return scores
+
+
+def _fields(
+    scene: int,
+    feature_mask: FeatureMask,
+    regions: int,
+    method: str,
+    budget: int | None,
+    forwards: int,
+    started: float,
+) -> dict[str, Any]:
+    n_regions = feature_mask.n_regions
+    return {
+        "scene": scene,
+        "regions": regions,
+        "actual_regions": n_regions,
+        "method": method,
+        "budget": None if budget is None else budget_label(budget, n_regions),
+        "forwards": forwards,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def word_records(
@@ -159,14 +185,8 @@ def word_records(
             yield {
                 "type": "explanation",
                 "kind": case.kind,
-                "scene": case.scene,
                 "label": case.label,
-                "regions": n_regions,
-                "actual_regions": feature_mask.n_regions,
-                "method": method,
-                "budget": None if budget is None else budget_label(budget, feature_mask.n_regions),
-                "forwards": forwards,
-                "seconds": time.perf_counter() - started,
+                **_fields(case.scene, feature_mask, n_regions, method, budget, forwards, started),
                 **score(wrapper, case, attribution, feature_mask),
             }
 
@@ -196,13 +216,7 @@ def hallucination_records(
                 result = mitigate(wrapper, case, feature_mask, attribution=attribution)
             yield {
                 "type": "hallucination",
-                "scene": item.seed,
-                "regions": n_regions,
-                "actual_regions": feature_mask.n_regions,
-                "method": method,
-                "budget": None if budget is None else budget_label(budget, feature_mask.n_regions),
-                "forwards": forwards,
-                "seconds": time.perf_counter() - started,
+                **_fields(item.seed, feature_mask, n_regions, method, budget, forwards, started),
                 "area_removed": result.area_removed if result.corrected else None,
                 "regions_removed": result.fraction_removed if result.corrected else None,
                 "on_cause": on_cause(result, item.cause_mask),
@@ -235,60 +249,52 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> Path:
     r"""Run the benchmark described by parsed ``args``; return the JSONL file written."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
-        return _run(args)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(args: argparse.Namespace) -> Path:
     import benchmarks.baselines  # noqa: F401  (registers grad_cam)
 
-    started = time.perf_counter()
-    deadline = None if args.max_minutes is None else started + 60 * args.max_minutes
-    out = args.out or RESULTS / "frontier" / f"s{args.seed}.jsonl"
-    wrapper = load_wrapper(args.model, args.batch_size)
-    rng = np.random.default_rng(args.seed)
-    base = EVAL_SEED + 100_000 * args.seed
+    with torch_threads(args.threads):
+        started = time.perf_counter()
+        deadline = None if args.max_minutes is None else started + 60 * args.max_minutes
+        out = args.out or RESULTS / "frontier" / f"s{args.seed}.jsonl"
+        wrapper = load_wrapper(args.model, args.batch_size)
+        rng = np.random.default_rng(args.seed)
+        base = EVAL_SEED + 100_000 * args.seed
 
-    def log(text: str) -> None:
-        print(f"[{(time.perf_counter() - started) / 60:.1f} min] {text}", flush=True)
+        def log(text: str) -> None:
+            print(f"[{(time.perf_counter() - started) / 60:.1f} min] {text}", flush=True)
 
-    with results_file(out, header("frontier", args.model, vars(args))) as file:
-        items: list[HallucinationItem] = []
-        if args.hallucination:
-            items, stats = collect_cases(
-                wrapper, args.hallucination, first_seed(args.seed), 40 * args.hallucination
-            )
-            write_record(file, {"type": "hallucination_scan", **stats, "cases": len(items)})
+        with results_file(out, header("frontier", args.model, vars(args))) as file:
+            items: list[HallucinationItem] = []
+            if args.hallucination:
+                items, stats = collect_cases(
+                    wrapper, args.hallucination, first_seed(args.seed), 40 * args.hallucination
+                )
+                write_record(file, {"type": "hallucination_scan", **stats, "cases": len(items)})
 
-        # One hallucination case, then one scene of each kind, and so on: a run stopped by
-        # --max-minutes keeps both parts and its kinds balanced.
-        def stop() -> bool:
-            return deadline is not None and time.perf_counter() > deadline
+            # One hallucination case, then one scene of each kind, and so on: a run stopped by
+            # --max-minutes keeps both parts and its kinds balanced.
+            def stop() -> bool:
+                return deadline is not None and time.perf_counter() > deadline
 
-        for index in range(max(len(items), args.scenes)):
-            if index < len(items) and not stop():
-                for record in hallucination_records(
-                    wrapper, items[index], args.regions, args.searches, args.methods
-                ):
-                    write_record(file, record)
-                log(f"hallucination case {index + 1}/{len(items)}")
-            if index < args.scenes:
-                for kind in args.kinds:
-                    if stop():
-                        break
-                    scene = generate_scene(base + index, kind)
-                    cases, _ = build_cases(wrapper, scene, ["word"], 1, rng)
-                    for case in cases:
-                        for record in word_records(
-                            wrapper, case, args.regions, args.searches, args.methods
-                        ):
-                            write_record(file, record)
-                log(f"scene {index + 1}/{args.scenes} of each kind")
-    return out
+            for index in range(max(len(items), args.scenes)):
+                if index < len(items) and not stop():
+                    for record in hallucination_records(
+                        wrapper, items[index], args.regions, args.searches, args.methods
+                    ):
+                        write_record(file, record)
+                    log(f"hallucination case {index + 1}/{len(items)}")
+                if index < args.scenes:
+                    for kind in args.kinds:
+                        if stop():
+                            break
+                        scene = generate_scene(base + index, kind)
+                        cases, _ = build_cases(wrapper, scene, ["word"], 1, rng)
+                        for case in cases:
+                            for record in word_records(
+                                wrapper, case, args.regions, args.searches, args.methods
+                            ):
+                                write_record(file, record)
+                    log(f"scene {index + 1}/{args.scenes} of each kind")
+        return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -52,8 +52,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.*` importable
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.faithfulness import auc_scores  # noqa: E402
 from benchmarks.report import hallucination_table  # noqa: E402
-from benchmarks.results import RESULTS, header, read_results, results_file, write_record  # noqa: E402
+from benchmarks.results import (  # noqa: E402
+    RESULTS,
+    header,
+    read_results,
+    results_file,
+    torch_threads,
+    write_record,
+)
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.baselines import ForwardCounter, attribute  # noqa: E402
 from captum_eagle.hallucination import (  # noqa: E402
@@ -64,7 +72,6 @@ from captum_eagle.hallucination import (  # noqa: E402
     mitigate,
     prepare_case,
 )
-from captum_eagle.metrics import deletion_curve, insertion_curve  # noqa: E402
 from captum_eagle.zoo import generate_scene, load_default_model, question_prompt  # noqa: E402
 from captum_eagle.zoo.evaluate import EVAL_SEED  # noqa: E402
 
@@ -204,14 +211,7 @@ def case_records(
         seconds = time.perf_counter() - started
         key = "eagle" if name.startswith("eagle") else name  # both Eagle rules: one map
         if key not in curves:
-            curves[key] = {
-                "insertion": insertion_curve(
-                    wrapper, case.sample, attribution, feature_mask=mask
-                ).auc,
-                "deletion": deletion_curve(
-                    wrapper, case.sample, attribution, feature_mask=mask
-                ).auc,
-            }
+            curves[key] = auc_scores(wrapper, case.sample, attribution, mask)
         yield {
             "type": "hallucination",
             "scene": item.seed,
@@ -245,6 +245,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=128, help="KernelShap / Lime samples")
     parser.add_argument("--ig-steps", type=int, default=32, help="IntegratedGradients steps")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument(
         "--generate-batch", type=int, default=8, help="removal images per regeneration batch"
     )
@@ -269,6 +270,15 @@ def first_seed(seed: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with torch_threads(args.threads):
+        out = run(args)
+    _, records = read_results([out])
+    print(f"\n{hallucination_table(records)}\n\nwrote {out}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> Path:
+    r"""Collect the cases, explain and mitigate them; return the JSONL file written."""
     started = time.perf_counter()
     torch.manual_seed(args.seed)
     wrapper = MLLMForwardWrapper(*load_default_model(path=args.weights), batch_size=args.batch_size)
@@ -299,10 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-    _, records = read_results([out])
-    print(f"\n{hallucination_table(records)}\n")
-    print(f"wrote {out}; total {time.perf_counter() - started:.0f} s")
-    return 0
+    return out
 
 
 if __name__ == "__main__":

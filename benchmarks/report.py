@@ -58,9 +58,9 @@ DOCUMENTS = {
 FIGURE = ROOT / "docs" / "frontier.png"
 
 
-def load(benchmark: str, folder: Path = RESULTS) -> tuple[list[Record], list[Record]]:
+def load(benchmark: str, folder: Path | None = None) -> tuple[list[Record], list[Record]]:
     r"""Headers and records of every ``*.jsonl`` of ``folder/benchmark`` (empty if none)."""
-    paths = sorted((folder / benchmark).glob("*.jsonl"))
+    paths = sorted(((folder or RESULTS) / benchmark).glob("*.jsonl"))
     return read_results(paths) if paths else ([], [])
 
 
@@ -114,7 +114,7 @@ def environment(headers: Sequence[Record]) -> str:
     dates = sorted({h["date"][:10] for h in headers})
     return (
         f"Run {', '.join(dates)} on {where['platform']}, {where['cpus']} CPUs shared with other "
-        f"jobs ({where['torch_threads']} torch thread per process); torch {versions['torch']}, "
+        f"jobs (torch threads per process: {where['torch_threads']}); torch {versions['torch']}, "
         f"transformers {versions['transformers']}, captum {versions['captum']}, captum-eagle "
         f"{versions['captum-eagle']}; shapes weights sha256 `{weights[:8]}…{weights[-6:]}`. "
         f"Commands: {commands}."
@@ -297,6 +297,14 @@ def plot_frontier(records: Sequence[Record], path: Path = FIGURE) -> Path:
 
 
 # -- hallucination and faithfulness ------------------------------------------------------------
+def _by_regions(records: Sequence[Record], kind: str) -> dict[int, dict[str, list[Record]]]:
+    groups: dict[int, dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        if record.get("type") == kind:
+            groups[record["regions"]][record["method"]].append(record)
+    return groups
+
+
 def _against_eagle(
     groups: dict[str, list[Record]], reference: str, metrics: Sequence[str]
 ) -> dict[tuple[str, str], Comparison]:
@@ -312,10 +320,7 @@ def _against_eagle(
 
 def hallucination_table(records: Sequence[Record]) -> str:
     r"""Per region count and method: AMCR, CSR@10%, cause@1, forwards, and Eagle − method."""
-    groups: dict[int, dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        if record.get("type") == "hallucination":
-            groups[record["regions"]][record["method"]].append(record)
+    groups = _by_regions(records, "hallucination")
     blocks = []
     for regions, methods in sorted(groups.items()):
         comparisons = _against_eagle(methods, "eagle", ("amcr", "csr"))
@@ -351,10 +356,7 @@ FAITHFULNESS_METRICS = ("insertion", "deletion", "point_mask_tie")
 
 def faithfulness_table(records: Sequence[Record]) -> str:
     r"""Per region count and method, pooled over tasks and kinds: means and Eagle − method."""
-    groups: dict[int, dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        if record.get("type") == "explanation":
-            groups[record["regions"]][record["method"]].append(record)
+    groups = _by_regions(records, "explanation")
     blocks = []
     for regions, methods in sorted(groups.items()):
         comparisons = _against_eagle(methods, "eagle", FAITHFULNESS_METRICS)
@@ -388,7 +390,7 @@ def _counts(comparisons: Sequence[Comparison]) -> str:
     return ", ".join(f"{verdicts.count(v)} {v}" for v in ("better", "tie", "worse", "n<3"))
 
 
-def headline(folder: Path = RESULTS) -> str:
+def headline(folder: Path | None = None) -> str:
     r"""The benchmark lines of ``README.md``: one per benchmark, from its results."""
     lines = []
     _, frontier = load("frontier", folder)
@@ -413,10 +415,7 @@ def headline(folder: Path = RESULTS) -> str:
     for block in _hallucination_lines(hallucination):
         lines.append(block)
     _, faithfulness = load("faithfulness", folder)
-    groups: dict[int, dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
-    for record in faithfulness:
-        if record.get("type") == "explanation":
-            groups[record["regions"]][record["method"]].append(record)
+    groups = _by_regions(faithfulness, "explanation")
     for regions, methods in sorted(groups.items()):
         comparisons = _against_eagle(methods, "eagle", FAITHFULNESS_METRICS)
         lines.append(
@@ -428,10 +427,7 @@ def headline(folder: Path = RESULTS) -> str:
 
 
 def _hallucination_lines(records: Sequence[Record]) -> list[str]:
-    groups: dict[int, dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        if record.get("type") == "hallucination":
-            groups[record["regions"]][record["method"]].append(record)
+    groups = _by_regions(records, "hallucination")
     lines = []
     for regions, methods in sorted(groups.items()):
         if "eagle" not in methods:
@@ -441,8 +437,9 @@ def _hallucination_lines(records: Sequence[Record]) -> list[str]:
         verdicts = defaultdict(list)
         for (name, _), comparison in comparisons.items():
             verdicts[comparison.verdict].append(name)
+        phrases = {"better": "better than", "tie": "tied with", "worse": "worse than"}
         summary = "; ".join(
-            f"{verdict} {'with' if verdict == 'tie' else 'than'} {', '.join(sorted(names))}"
+            f"{phrases.get(verdict, 'too few cases to compare with')} {', '.join(sorted(names))}"
             for verdict, names in verdicts.items()
         )
         lines.append(
@@ -454,7 +451,7 @@ def _hallucination_lines(records: Sequence[Record]) -> list[str]:
 
 
 # -- documents ---------------------------------------------------------------------------------
-def sections(folder: Path = RESULTS) -> dict[str, str]:
+def sections(folder: Path | None = None) -> dict[str, str]:
     r"""Every marked section's text, from the results under ``folder``."""
     made: dict[str, str] = {}
     builders: dict[str, tuple[str, Callable[[Sequence[Record]], str]]] = {
@@ -498,7 +495,7 @@ def replace_sections(text: str, made: dict[str, str], names: Sequence[str]) -> s
     return text
 
 
-def stale(folder: Path = RESULTS) -> list[str]:
+def stale(folder: Path | None = None) -> list[str]:
     r"""The documents whose marked sections differ from what the results give."""
     made = sections(folder)
     return [

@@ -138,6 +138,19 @@ def rounded(value: Any, digits: int = DIGITS) -> Any:
 
 
 @contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    r"""Run the block with ``threads`` torch CPU threads, restoring the previous count after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
 def results_file(path: Path, first: Mapping[str, Any]) -> Iterator[TextIO]:
     r"""Open ``path`` for writing, write the header ``first``; :func:`write_record` appends.
 
@@ -216,9 +229,12 @@ class Comparison:
     verdict: str
 
     def cell(self, digits: int = 3) -> str:
-        r"""``"+0.012 [−0.004, +0.030]"``: the mean difference and its interval."""
+        r"""``"+0.012 [−0.004, +0.030]"``: the mean difference and its interval (``"n = 2"``
+        instead of an interval below three pairs)."""
         if self.n == 0:
             return "—"
+        if self.n < 3:
+            return f"{self.mean:+.{digits}f} (n = {self.n})"
         return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
 

@@ -34,6 +34,7 @@ def test_check_fails_on_a_stale_table(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(report, "DOCUMENTS", {readme: ("headline",)})
     monkeypatch.setattr(report, "ROOT", tmp_path)
     monkeypatch.setattr(report, "FIGURE", tmp_path / "frontier.png")
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")  # no results: empty sections
     assert report.main(["--check"]) == 1
     assert report.main(["--write"]) == 0
     assert "old numbers" not in readme.read_text()
