@@ -7,7 +7,7 @@ same wrapper, sample and regions, and :mod:`captum_eagle.metrics` scores the map
 (``docs/method.md``, "Evaluation protocol"). Three tasks per scene:
 
 - ``caption``: the model's own caption of the scene, all answer tokens (sentence level);
-- ``word``: colour / shape words of the caption (``sample.with_targets(...)`` on the word's
+- ``word``: colour / shape words of the caption (``sample.with_target_tokens(...)`` on the word's
   tokens), pointing game against the boxes and masks of the scene objects with that colour / shape
   (see :func:`grounded_words`);
 - ``qa``: the scene's first yes/no question, first answer token of the model's own answer; pointing
@@ -227,12 +227,12 @@ def build_cases(
             for word, tokens, referents in words:
                 box, mask = _object_regions(scene, referents)
                 label = f"{word}#{tokens[0]}"
-                sample = caption.with_targets(tokens)
+                sample = caption.with_target_tokens(tokens)
                 cases.append(Case("word", scene.kind, scene.seed, label, sample, box, mask))
     if "qa" in tasks and scene.questions:
         question = scene.questions[0]
         sample = wrapper.prepare(scene.image, question_prompt(question), max_new_tokens=4)
-        sample = sample.with_targets(0)
+        sample = sample.with_target_tokens(0)
         box = mask = None
         said_yes = sample.answer_tokens[0].strip().lower() == "yes"
         if said_yes and question.evidence:

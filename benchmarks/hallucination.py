@@ -163,6 +163,9 @@ def on_cause(result: HallucinationResult, cause_mask: torch.Tensor) -> bool:
     return overlap >= CAUSE_OVERLAP
 
 
+_on_cause = on_cause  # the old name, still imported by benchmarks/redundant.py
+
+
 def case_records(
     wrapper: MLLMForwardWrapper,
     item: Case,

@@ -46,6 +46,7 @@ FRONTIER_METRICS: tuple[tuple[str, str], ...] = (
     ("csr", "CSR@10% ↑"),
 )
 SAMPLING = ("kernel_shap", "lime", "shapley")
+TASKS = ("caption", "word", "qa")
 DOCUMENTS = {
     ROOT / "benchmarks" / "README.md": (
         "frontier",
@@ -100,6 +101,8 @@ def _differences(ours: Sequence[Record], theirs: Sequence[Record], metric: str) 
 
 
 def _verdict(comparison: Comparison) -> str:
+    if comparison.verdict == "n<3":
+        return comparison.cell()  # "+0.010 (n = 2)": too few pairs for an interval
     return f"{comparison.cell()} {comparison.verdict}"
 
 
@@ -288,7 +291,10 @@ def plot_frontier(records: Sequence[Record], path: Path = FIGURE) -> Path:
             if row == len(FRONTIER_METRICS) - 1:
                 ax.set_xlabel("model forwards (log)")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("Eagle modes (red stars), sampling methods (lines), fixed-cost methods (grey)")
+    fig.suptitle(
+        "Eagle modes (red stars), sampling methods (lines), fixed-cost methods (grey);"
+        " random (0 forwards) drawn at 1"
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -360,10 +366,12 @@ def faithfulness_table(records: Sequence[Record]) -> str:
     blocks = []
     for regions, methods in sorted(groups.items()):
         comparisons = _against_eagle(methods, "eagle", FAITHFULNESS_METRICS)
-        scenes = {(r["kind"], r["scene"]) for r in methods.get("eagle", [])}
+        eagle = methods.get("eagle", [])
+        scenes = {(r["kind"], r["scene"]) for r in eagle}
+        tasks = ", ".join(f"{task} {sum(r['task'] == task for r in eagle)}" for task in TASKS)
         lines = [
-            f"**{regions} regions** requested: {len(scenes)} scenes, "
-            f"{len(methods.get('eagle', []))} explanations per method (caption, words, yes/no)",
+            f"**{regions} regions** requested: {len(scenes)} scenes, {len(eagle)} explanations "
+            f"per method ({tasks})",
             "",
             "| method | budget | ins ↑ | del ↓ | PG ↑ | forwards "
             "| Eagle − method: ins | del | PG |",
