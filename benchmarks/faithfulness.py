@@ -64,6 +64,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.baselines` im
 import benchmarks.baselines  # noqa: E402, F401  (registers grad_cam)
 from benchmarks.results import (  # noqa: E402, F401  (machine, weights_info: benchmarks/redundant.py)
     RESULTS,
+    TOO_FEW,
     header,
     machine,
     paired_comparisons,
@@ -470,7 +471,7 @@ def compare(
     :func:`benchmarks.results.paired_comparisons` (bootstrap intervals, Holm-corrected over all
     the comparisons together). ``verdict`` is ``"better"`` / ``"worse"`` when the corrected
     interval excludes 0 in the reference's favour / against it (lower is better for deletion),
-    ``"tie"`` otherwise, ``"n<3"`` below three pairs.
+    ``"tie"`` otherwise, ``"n<6"`` below six pairs (:data:`benchmarks.results.MIN_PAIRS`).
     """
     by_case: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
     for record in records:
@@ -557,7 +558,7 @@ def markdown_verdicts(comparisons: Sequence[dict[str, Any]], names: Sequence[str
             (order.get(row["method"], 99), f"{row['method']} ({sign}{abs(row['difference']):.3f})")
         )
     lines = [
-        "| regions | task | kind | metric | Eagle better than | tie with | worse than | n<3 |",
+        "| regions | task | kind | metric | Eagle better than | tie with | worse than | n<6 |",
         "|---:|---|---|---|---|---|---|---|",
     ]
     kinds = {kind: index for index, kind in enumerate(SCENE_KINDS)}
@@ -568,7 +569,7 @@ def markdown_verdicts(comparisons: Sequence[dict[str, Any]], names: Sequence[str
         verdicts = groups[key]
         cells = [
             ", ".join(text for _, text in sorted(verdicts.get(verdict, []))) or "—"
-            for verdict in ("better", "tie", "worse", "n<3")
+            for verdict in ("better", "tie", "worse", TOO_FEW)
         ]
         lines.append("| " + " | ".join([str(key[0]), key[1], key[2], key[3], *cells]) + " |")
     return "\n".join(lines)
@@ -581,12 +582,12 @@ def markdown_verdict_counts(comparisons: Sequence[dict[str, Any]], names: Sequen
     for row in comparisons:
         counts[row["method"]][row["verdict"]] += 1
     lines = [
-        "| method | Eagle better | tie | Eagle worse | n<3 |",
+        "| method | Eagle better | tie | Eagle worse | n<6 |",
         "|---|---:|---:|---:|---:|",
     ]
     for name in (name for name in names if name in counts):
         c = counts[name]
-        lines.append(f"| {name} | {c['better']} | {c['tie']} | {c['worse']} | {c['n<3']} |")
+        lines.append(f"| {name} | {c['better']} | {c['tie']} | {c['worse']} | {c[TOO_FEW]} |")
     return "\n".join(lines)
 
 

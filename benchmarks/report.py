@@ -34,7 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.*` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.results import RESULTS, Comparison, paired_comparisons, read_results  # noqa: E402
+from benchmarks.results import (  # noqa: E402
+    RESULTS,
+    TOO_FEW,
+    Comparison,
+    paired_comparisons,
+    read_results,
+)
 
 Record = dict[str, Any]
 LOWER_IS_BETTER = {"deletion", "amcr"}
@@ -101,8 +107,8 @@ def _differences(ours: Sequence[Record], theirs: Sequence[Record], metric: str) 
 
 
 def _verdict(comparison: Comparison) -> str:
-    if comparison.verdict == "n<3":
-        return comparison.cell()  # "+0.010 (n = 2)": too few pairs for an interval
+    if comparison.verdict == TOO_FEW:
+        return comparison.cell()  # "+0.010 (n = 2)": too few pairs for a verdict
     return f"{comparison.cell()} {comparison.verdict}"
 
 
@@ -395,7 +401,7 @@ def faithfulness_table(records: Sequence[Record]) -> str:
 # -- headline ----------------------------------------------------------------------------------
 def _counts(comparisons: Sequence[Comparison]) -> str:
     verdicts = [c.verdict for c in comparisons]
-    return ", ".join(f"{verdicts.count(v)} {v}" for v in ("better", "tie", "worse", "n<3"))
+    return ", ".join(f"{verdicts.count(v)} {v}" for v in ("better", "tie", "worse", TOO_FEW))
 
 
 def headline(folder: Path | None = None) -> str:

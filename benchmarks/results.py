@@ -13,7 +13,9 @@ Holm-adjusted interval excludes 0 in Eagle's favour / against it, else ``"tie"``
 
 Examples::
 
-    >>> comparisons = paired_comparisons({"a": [0.2, 0.3, 0.25, 0.28], "b": [0.01, -0.02, 0.0]})
+    >>> comparisons = paired_comparisons(
+    ...     {"a": [0.2, 0.3, 0.25, 0.28, 0.22, 0.3], "b": [0.01, -0.02, 0.0, 0.02, -0.01, 0.0]}
+    ... )
     >>> comparisons["a"].verdict, comparisons["b"].verdict
     ('better', 'tie')
 """
@@ -40,6 +42,11 @@ RESULTS = ROOT / "benchmarks" / "results"
 PACKAGES = ("captum-eagle", "torch", "transformers", "captum", "scikit-learn", "scikit-image")
 ALPHA = 0.05
 RESAMPLES = 10_000
+MIN_PAIRS = 6
+"""Fewer paired explanations get no verdict: below 6 pairs even differences that all share one
+sign are not significant by an exact sign test (2 / 2**5 > 0.05), while the bootstrap, which
+cannot resample beyond the few values it has, would call them significant."""
+TOO_FEW = f"n<{MIN_PAIRS}"
 DIGITS = 5
 """Floats are rounded to this many decimals in the files (they are means of probabilities)."""
 
@@ -217,7 +224,7 @@ class Comparison:
             smallest p-value of ``m`` comparisons; ``1 − α`` for a single comparison).
         p_adjusted (float): Holm-adjusted two-sided bootstrap p-value.
         verdict (str): ``"better"``, ``"tie"`` or ``"worse"`` for Eagle (``lower_is_better``
-            flips the sign), or ``"n<3"`` when fewer than 3 pairs exist.
+            flips the sign), or ``"n<6"`` (:data:`TOO_FEW`) below :data:`MIN_PAIRS` pairs.
     """
 
     n: int
@@ -230,10 +237,10 @@ class Comparison:
 
     def cell(self, digits: int = 3) -> str:
         r"""``"+0.012 [−0.004, +0.030]"``: the mean difference and its interval (``"n = 2"``
-        instead of an interval below three pairs)."""
+        instead of an interval below :data:`MIN_PAIRS` pairs)."""
         if self.n == 0:
             return "—"
-        if self.n < 3:
+        if self.n < MIN_PAIRS:
             return f"{self.mean:+.{digits}f} (n = {self.n})"
         return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
@@ -287,11 +294,11 @@ def paired_comparisons(
 
     Returns:
         dict: ``{key: Comparison}``. Comparisons with fewer than 3 pairs get the verdict
-        ``"n<3"`` and take no part in the correction.
+        :data:`TOO_FEW` and take no part in the correction.
     """
     means, p_values, keys = {}, [], []
     for key, values in differences.items():
-        if len(values) >= 3:
+        if len(values) >= MIN_PAIRS:
             means[key] = _bootstrap_means(values, resamples, seed)
             keys.append(key)
             p_values.append(_p_value(means[key]))
@@ -301,7 +308,7 @@ def paired_comparisons(
     for key, values in differences.items():
         mean = float(np.mean(values)) if len(values) else float("nan")
         if key not in means:
-            results[key] = Comparison(len(values), mean, mean, mean, 0.0, 1.0, "n<3")
+            results[key] = Comparison(len(values), mean, mean, mean, 0.0, 1.0, TOO_FEW)
             continue
         level = 1 - alpha / (len(keys) - ranks[key])
         low, high = np.quantile(means[key], [(1 - level) / 2, (1 + level) / 2])

@@ -108,12 +108,12 @@ def test_paired_comparisons_decide_by_the_corrected_interval() -> None:
     assert results["clearly worse"].verdict == "worse"
     assert results["lower is better"].verdict == "better"
     assert results["noise"].verdict == "tie"
-    assert results["two pairs"].verdict == "n<3" and results["two pairs"].n == 2
+    assert results["two pairs"].verdict == "n<6" and results["two pairs"].n == 2
     better = results["clearly better"]
     assert better.low > 0 and better.low < better.mean < better.high
     # Four comparisons take part: the smallest p-value's interval has level 1 - 0.05 / 4.
     assert max(r.level for r in results.values()) == pytest.approx(1 - 0.05 / 4)
-    assert min(r.level for r in results.values() if r.n >= 3) == pytest.approx(0.95)
+    assert min(r.level for r in results.values() if r.n >= 6) == pytest.approx(0.95)
 
 
 def test_holm_turns_a_marginal_difference_into_a_tie_among_many() -> None:
