@@ -7,7 +7,7 @@ same wrapper, sample and regions, and :mod:`captum_eagle.metrics` scores the map
 (``docs/method.md``, "Evaluation protocol"). Three tasks per scene:
 
 - ``caption``: the model's own caption of the scene, all answer tokens (sentence level);
-- ``word``: colour / shape words of the caption (``sample.with_targets(...)`` on the word's
+- ``word``: colour / shape words of the caption (``sample.with_target_tokens(...)`` on the word's
   tokens), pointing game against the boxes and masks of the scene objects with that colour / shape
   (see :func:`grounded_words`);
 - ``qa``: the scene's first yes/no question, first answer token of the model's own answer; pointing
@@ -24,24 +24,27 @@ row.
 Reported per method: insertion AUC ↑, deletion AUC ↓, Average Highest Score ↑, the same over
 sensitive tokens only, pointing game at box and mask level ↑ (the paper's rule, where a tied maximum
 counts, and the tie-aware expected hit), seconds and model forwards (images) per explanation. A
-paired comparison lists, per task / kind / region count, the methods Eagle beats, ties or loses to
-(95% interval of the paired mean difference excluding 0 or not).
+paired comparison lists, per task / kind / region count, the methods Eagle is better than, ties
+with or is worse than: bootstrap intervals of the paired differences, Holm-corrected
+(:mod:`benchmarks.results`).
+
+One JSON line per explanation goes to ``--out`` (default
+``benchmarks/results/faithfulness/s<seed>.jsonl``) after a header with the command, machine,
+package versions and weights hash; ``benchmarks/report.py`` makes the README table from the files.
 
 Usage::
 
-    python benchmarks/faithfulness.py --scenes 20 --regions 32 --out /tmp/faithfulness.json
-    python benchmarks/faithfulness.py --model tiny --scenes 1 --regions 6 --methods eagle random
-    python benchmarks/faithfulness.py --report /tmp/faithfulness.json  # re-print saved tables
+    python benchmarks/faithfulness.py --scenes 2 --regions 16 --seed 0
+    python benchmarks/faithfulness.py --model tiny --scenes 1 --regions 6 --methods eagle random \
+        --out /tmp/faithfulness.jsonl
+    python benchmarks/faithfulness.py --report benchmarks/results/faithfulness/*.jsonl
     python benchmarks/faithfulness.py --methods eagle lime --budget lime=50  # Lime at 50 samples
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import sys
 import time
 import zlib
@@ -59,6 +62,18 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.baselines` im
     sys.path.insert(0, str(ROOT))
 
 import benchmarks.baselines  # noqa: E402, F401  (registers grad_cam)
+from benchmarks.results import (  # noqa: E402, F401  (machine, weights_info: benchmarks/redundant.py)
+    RESULTS,
+    TOO_FEW,
+    header,
+    machine,
+    paired_comparisons,
+    read_results,
+    results_file,
+    torch_threads,
+    weights_info,
+    write_record,
+)
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.baselines import ForwardCounter, attribute, get_method, list_methods  # noqa: E402
 from captum_eagle.metrics import deletion_curve, insertion_curve, pointing_game  # noqa: E402
@@ -213,12 +228,12 @@ def build_cases(
             for word, tokens, referents in words:
                 box, mask = _object_regions(scene, referents)
                 label = f"{word}#{tokens[0]}"
-                sample = caption.with_targets(tokens)
+                sample = caption.with_target_tokens(tokens)
                 cases.append(Case("word", scene.kind, scene.seed, label, sample, box, mask))
     if "qa" in tasks and scene.questions:
         question = scene.questions[0]
         sample = wrapper.prepare(scene.image, question_prompt(question), max_new_tokens=4)
-        sample = sample.with_targets(0)
+        sample = sample.with_target_tokens(0)
         box = mask = None
         said_yes = sample.answer_tokens[0].strip().lower() == "yes"
         if said_yes and question.evidence:
@@ -240,8 +255,22 @@ def variants(methods: Sequence[str], equal_budget: bool) -> list[str]:
     return names
 
 
-def _seed(base: int, *parts: object) -> int:
+def case_seed(base: int, *parts: object) -> int:
+    r"""A reproducible seed for one (run seed, case, method …) combination."""
     return zlib.crc32("/".join(map(str, (base, *parts))).encode())
+
+
+def auc_scores(
+    wrapper: MLLMForwardWrapper,
+    sample: PreparedSample,
+    attribution: torch.Tensor,
+    feature_mask: FeatureMask,
+) -> dict[str, float]:
+    r"""Insertion and deletion AUC of one map (``captum_eagle.metrics``, one step per region)."""
+    return {
+        "insertion": insertion_curve(wrapper, sample, attribution, feature_mask=feature_mask).auc,
+        "deletion": deletion_curve(wrapper, sample, attribution, feature_mask=feature_mask).auc,
+    }
 
 
 def score_map(
@@ -303,7 +332,7 @@ def explain_case(
             if budget_of
             else (budgets or {}).get(method, entry.default_budget)
         )
-        torch.manual_seed(_seed(seed, case.key, regions, name))
+        torch.manual_seed(case_seed(seed, case.key, regions, name))
         with counter.counting():
             started = time.perf_counter()
             attribution = attribute(method, wrapper, case.sample, feature_mask, budget=budget)
@@ -420,13 +449,13 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "method": method,
             "n": len(group),
             "n_scenes": len({record["scene"] for record in group}),
-            "n_pointing": sum(not math.isnan(record["point_mask"]) for record in group),
+            "n_pointing": sum(not math.isnan(_number(record["point_mask"])) for record in group),
             "n_sensitive": sum(record["sensitive_tokens"] > 0 for record in group),
             "mean_regions": float(np.mean([record["actual_regions"] for record in group])),
             "budget": _mean([_number(record.get("budget")) for record in group]),
         }
         row.update(
-            {metric: _mean([float(record[metric]) for record in group]) for metric in METRICS}
+            {metric: _mean([_number(record[metric]) for record in group]) for metric in METRICS}
         )
         rows.append(row)
     return rows
@@ -437,13 +466,13 @@ def compare(
 ) -> list[dict[str, Any]]:
     r"""Paired comparison of ``reference`` with every other method on the same explanations.
 
-    For each (task, kind, region bucket, metric, method): the mean of ``reference − method`` over
-    the explanations both have a value for, and its 95% interval (Student t). ``verdict`` is
-    ``"wins"`` / ``"loses"`` when the interval excludes 0 in the reference's favour / against it
-    (lower is better for deletion), else ``"ties"``.
+    For each (task, kind, region bucket, metric, method): the differences ``reference − method``
+    over the explanations both have a value for, compared by
+    :func:`benchmarks.results.paired_comparisons` (bootstrap intervals, Holm-corrected over all
+    the comparisons together). ``verdict`` is ``"better"`` / ``"worse"`` when the corrected
+    interval excludes 0 in the reference's favour / against it (lower is better for deletion),
+    ``"tie"`` otherwise, ``"n<6"`` below six pairs (:data:`benchmarks.results.MIN_PAIRS`).
     """
-    from scipy import stats
-
     by_case: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
     for record in records:
         group = (record["task"], record["kind"], record["regions"])
@@ -456,34 +485,27 @@ def compare(
             if method == reference:
                 continue
             for metric in metrics:
-                ours, theirs = float(methods[reference][metric]), float(record[metric])
+                ours, theirs = _number(methods[reference][metric]), _number(record[metric])
                 if not (math.isnan(ours) or math.isnan(theirs)):
                     pairs[(task, kind, regions, metric, method)].append(ours - theirs)
-    rows = []
-    for (task, kind, regions, metric, method), differences in pairs.items():
-        values = np.asarray(differences)
-        mean = float(values.mean())
-        if len(values) > 1 and values.std(ddof=1) > 0:
-            half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1))
-            half /= math.sqrt(len(values))
-        else:
-            half = 0.0 if len(values) > 1 else math.inf
-        better = -mean if metric in LOWER_IS_BETTER else mean
-        verdict = "wins" if better - half > 0 else "loses" if better + half < 0 else "ties"
-        rows.append(
-            {
-                "task": task,
-                "kind": kind,
-                "regions": regions,
-                "metric": metric,
-                "method": method,
-                "n": len(values),
-                "difference": mean,
-                "half_width": half,
-                "verdict": verdict,
-            }
-        )
-    return rows
+    lower = {key: key[3] in LOWER_IS_BETTER for key in pairs}
+    return [
+        {
+            "task": task,
+            "kind": kind,
+            "regions": regions,
+            "metric": metric,
+            "method": method,
+            "n": comparison.n,
+            "difference": comparison.mean,
+            "low": comparison.low,
+            "high": comparison.high,
+            "verdict": comparison.verdict,
+        }
+        for (task, kind, regions, metric, method), comparison in paired_comparisons(
+            pairs, lower
+        ).items()
+    ]
 
 
 def _cell(value: float, digits: int = 3) -> str:
@@ -526,7 +548,7 @@ def markdown_tables(summary: Sequence[dict[str, Any]], names: Sequence[str]) -> 
 
 
 def markdown_verdicts(comparisons: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
-    r"""Where Eagle wins, ties or loses: one line per (task, kind, region count, metric)."""
+    r"""Where Eagle is better, ties or is worse: one line per (task, kind, regions, metric)."""
     order = {name: index for index, name in enumerate(names)}
     groups: dict[tuple, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for row in comparisons:
@@ -536,8 +558,8 @@ def markdown_verdicts(comparisons: Sequence[dict[str, Any]], names: Sequence[str
             (order.get(row["method"], 99), f"{row['method']} ({sign}{abs(row['difference']):.3f})")
         )
     lines = [
-        "| regions | task | kind | metric | Eagle wins vs | ties with | loses to |",
-        "|---:|---|---|---|---|---|---|",
+        "| regions | task | kind | metric | Eagle better than | tie with | worse than | n<6 |",
+        "|---:|---|---|---|---|---|---|---|",
     ]
     kinds = {kind: index for index, kind in enumerate(SCENE_KINDS)}
     for key in sorted(
@@ -547,22 +569,25 @@ def markdown_verdicts(comparisons: Sequence[dict[str, Any]], names: Sequence[str
         verdicts = groups[key]
         cells = [
             ", ".join(text for _, text in sorted(verdicts.get(verdict, []))) or "—"
-            for verdict in ("wins", "ties", "loses")
+            for verdict in ("better", "tie", "worse", TOO_FEW)
         ]
         lines.append("| " + " | ".join([str(key[0]), key[1], key[2], key[3], *cells]) + " |")
     return "\n".join(lines)
 
 
 def markdown_verdict_counts(comparisons: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
-    r"""Per method, how many paired comparisons (all tasks, kinds, metrics) Eagle wins / ties /
-    loses."""
+    r"""Per method, how many paired comparisons (all tasks, kinds, metrics) Eagle is better in,
+    ties or is worse in (Holm-corrected bootstrap intervals)."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in comparisons:
         counts[row["method"]][row["verdict"]] += 1
-    lines = ["| method | Eagle wins | ties | Eagle loses |", "|---|---:|---:|---:|"]
+    lines = [
+        "| method | Eagle better | tie | Eagle worse | n<6 |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name in (name for name in names if name in counts):
         c = counts[name]
-        lines.append(f"| {name} | {c['wins']} | {c['ties']} | {c['loses']} |")
+        lines.append(f"| {name} | {c['better']} | {c['tie']} | {c['worse']} | {c[TOO_FEW]} |")
     return "\n".join(lines)
 
 
@@ -649,117 +674,52 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared CPU)"
     )
-    parser.add_argument("--out", type=Path, default=Path("faithfulness.json"))
+    parser.add_argument(
+        "--out", type=Path, help="JSONL file (default: benchmarks/results/faithfulness/s<seed>)"
+    )
     parser.add_argument(
         "--report",
         type=Path,
         nargs="+",
-        help="print the tables of saved JSON results and exit (no run); several files (runs with "
-        "different --seed, e.g. in parallel processes) are pooled",
+        help="print the tables of saved JSONL results and exit (no run); several files (runs "
+        "with different --seed, e.g. in parallel processes) are pooled",
     )
     args = parser.parse_args(argv)
     args.budget = dict(args.budget)
     return args
 
 
-def machine() -> dict[str, Any]:
-    """Where the numbers were measured."""
-    import captum
-    import transformers
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "captum": captum.__version__,
-        "transformers": transformers.__version__,
-        "cuda": torch.cuda.is_available(),
-    }
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    r"""Run the benchmark described by parsed ``args``; return everything written to JSON."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
+def run(args: argparse.Namespace) -> Path:
+    r"""Run the benchmark described by parsed ``args``; return the JSONL file written."""
+    with torch_threads(args.threads):
         return _run(args)
-    finally:
-        torch.set_num_threads(threads)
 
 
-def weights_info(model: str) -> dict[str, Any]:
-    """Which shapes weights were benchmarked: file hash and the training script's summary."""
-    if model != "shapes":
-        return {"model": model}
-    import hashlib
-
-    from captum_eagle.zoo import WEIGHTS_DIR
-
-    info = {
-        "model": model,
-        "weights_sha256": hashlib.sha256(
-            (WEIGHTS_DIR / "model.safetensors").read_bytes()
-        ).hexdigest(),
-    }
-    training = WEIGHTS_DIR / "training_info.json"
-    if training.is_file():
-        info["training_info"] = json.loads(training.read_text())
-    return info
-
-
-def _run(args: argparse.Namespace) -> dict[str, Any]:
+def _run(args: argparse.Namespace) -> Path:
     started = time.perf_counter()
     deadline = None if args.max_minutes is None else started + 60 * args.max_minutes
-    weights = weights_info(args.model)
+    out = args.out or RESULTS / "faithfulness" / f"s{args.seed}.jsonl"
     wrapper = load_wrapper(args.model, args.batch_size)
     counter = ForwardCounter(wrapper)
     names = variants(args.methods, args.equal_budget)
     rng = np.random.default_rng(args.seed)
     base = EVAL_SEED + 100_000 * args.seed
-    records: list[dict[str, Any]] = []
-    matching: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    completed: dict[str, int] = defaultdict(int)
-    speed = []
-    if args.llm_scenes > 0:
-        scenes = [generate_scene(base + i, "plain") for i in range(args.llm_scenes)]
-        speed = time_llm_attribution(wrapper, counter, scenes, args.regions[0])
-
-    def save(stopped_early: bool) -> dict[str, Any]:
-        result = {
-            "command": "python " + " ".join(sys.argv),
-            "config": {key: str(value) for key, value in vars(args).items()},
-            "machine": machine(),
-            "weights": weights,
-            "wall_minutes": (time.perf_counter() - started) / 60,
-            "stopped_early": stopped_early,
-            "scenes_per_kind": dict(completed),
-            "caption_words": {kind: dict(counts) for kind, counts in matching.items()},
-            "methods": names,
-            "summary": summarise(records),
-            "comparisons": compare(records) if "eagle" in args.methods else [],
-            "captum_llm_speed": speed,
-            "records": records,
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1, default=float))
-        return result
-
-    for index in range(args.scenes):  # round-robin over kinds: stopping early keeps them balanced
-        if deadline is not None and time.perf_counter() > deadline:
-            return save(stopped_early=True)
-        for kind in args.kinds:
-            scene = generate_scene(base + index, kind)
-            cases, counts = build_cases(wrapper, scene, args.tasks, args.words_per_scene, rng)
-            for key, value in counts.items():
-                matching[kind][key] += value
-            for n_regions in args.regions:
-                for case in cases:
-                    feature_mask = FeatureMask.slico(case.sample.image, n_regions)
-                    records.extend(
-                        explain_case(
+    with results_file(out, header("faithfulness", args.model, vars(args))) as file:
+        if args.llm_scenes > 0:
+            scenes = [generate_scene(base + i, "plain") for i in range(args.llm_scenes)]
+            for row in time_llm_attribution(wrapper, counter, scenes, args.regions[0]):
+                write_record(file, {"type": "captum_llm_speed", **row})
+        for index in range(args.scenes):  # round-robin over kinds: stopping early keeps balance
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            for kind in args.kinds:
+                scene = generate_scene(base + index, kind)
+                cases, counts = build_cases(wrapper, scene, args.tasks, args.words_per_scene, rng)
+                write_record(file, {"type": "caption_words", "kind": kind, **counts})
+                for n_regions in args.regions:
+                    for case in cases:
+                        feature_mask = FeatureMask.slico(case.sample.image, n_regions)
+                        for record in explain_case(
                             wrapper,
                             counter,
                             case,
@@ -768,87 +728,50 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                             args.seed,
                             n_regions,
                             budgets=args.budget,
-                        )
-                    )
-            completed[kind] += 1
-        save(stopped_early=False)  # after every round, so an interrupted run keeps its numbers
-        elapsed = (time.perf_counter() - started) / 60
-        print(f"[{elapsed:.1f} min] scene {index + 1}/{args.scenes} of each kind done", flush=True)
-    return save(stopped_early=False)
+                        ):
+                            write_record(file, {"type": "explanation", **record})
+            elapsed = (time.perf_counter() - started) / 60
+            print(f"[{elapsed:.1f} min] scene {index + 1}/{args.scenes} of each kind", flush=True)
+    return out
 
 
-def report(result: dict[str, Any]) -> str:
-    r"""The markdown printed at the end of a run."""
-    names, where = result["methods"], result["machine"]
-    parts = [
-        f"Command: `{result['command']}`",
-        f"Machine: {where['platform']}, {where['cpus']} CPUs ({where['torch_threads']} torch "
-        f"threads), torch {where['torch']}, captum {where['captum']}; "
-        f"wall time {result['wall_minutes']:.1f} min"
-        + (" (stopped early by --max-minutes)" if result["stopped_early"] else ""),
-        f"Weights: {result.get('weights', {}).get('weights_sha256', 'not recorded')}",
-        f"Scenes per kind: {result['scenes_per_kind']}; colour / shape words in the captions "
-        "(all, grounded in a scene object, explained): "
-        f"{result.get('caption_words', 'not recorded')}",
-        markdown_tables(result["summary"], names),
-    ]
-    if result["comparisons"]:
-        parts += [
-            "Paired comparisons with Eagle, counted over every task, kind and metric:",
-            markdown_verdict_counts(result["comparisons"], names),
-            "Paired comparison with Eagle (mean Eagle − method; 95% t-interval excludes 0):",
-            markdown_verdicts(result["comparisons"], names),
-        ]
-    if result["captum_llm_speed"]:
-        parts += ["Speed of Captum's multimodal path:", markdown_speed(result["captum_llm_speed"])]
-    return "\n\n".join(parts)
+def report(headers: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]]) -> str:
+    r"""The markdown printed at the end of a run (or by ``--report``): every group's table,
+    the paired comparisons with Eagle and Captum's multimodal path's speed."""
+    from benchmarks.report import environment
 
-
-def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    r"""Pool saved runs over disjoint scenes (different ``--seed``) into one result.
-
-    Records are concatenated and the summary and paired comparisons recomputed from them; scene
-    and word counts are added; the wall time is the longest run's (they ran side by side).
-    """
-    if len(results) == 1:
-        return results[0]
-    first = results[0]
-    if any(result["methods"] != first["methods"] for result in results):
-        raise ValueError("the runs to pool must have the same methods")
-    seeds = [result["config"].get("seed") for result in results]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"the runs to pool must use different --seed values; got {seeds}")
-    hashes = {result.get("weights", {}).get("weights_sha256") for result in results}
-    if len(hashes) != 1:
-        raise ValueError("the runs to pool were made with different weights")
-    records = [record for result in results for record in result["records"]]
-    scenes: dict[str, int] = defaultdict(int)
+    explanations = [r for r in records if r.get("type") == "explanation"]
+    names = list(dict.fromkeys(r["method"] for r in explanations))
     words: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for result in results:
-        for kind, count in result["scenes_per_kind"].items():
-            scenes[kind] += count
-        for kind, counts in result.get("caption_words", {}).items():
-            for key, value in counts.items():
-                words[kind][key] += value
-    return {
-        **first,
-        "command": " ; ".join(result["command"] for result in results),
-        "wall_minutes": max(result["wall_minutes"] for result in results),
-        "stopped_early": any(result["stopped_early"] for result in results),
-        "scenes_per_kind": dict(scenes),
-        "caption_words": {kind: dict(counts) for kind, counts in words.items()},
-        "summary": summarise(records),
-        "comparisons": compare(records) if first["comparisons"] else [],
-        "records": records,
-    }
+    for record in records:
+        if record.get("type") == "caption_words":
+            for key in ("words", "grounded_words", "explained_words"):
+                words[record["kind"]][key] += record[key]
+    parts = [
+        environment(headers),
+        "Colour / shape words in the captions (all, grounded in a scene object, explained): "
+        f"{ {kind: dict(counts) for kind, counts in words.items()} }",
+        markdown_tables(summarise(explanations), names),
+    ]
+    comparisons = compare(explanations) if "eagle" in names else []
+    if comparisons:
+        parts += [
+            "Paired comparisons with Eagle (bootstrap, Holm-corrected), counted over every task, "
+            "kind and metric:",
+            markdown_verdict_counts(comparisons, names),
+            "Paired comparisons with Eagle (mean Eagle − method):",
+            markdown_verdicts(comparisons, names),
+        ]
+    speed = [r for r in records if r.get("type") == "captum_llm_speed"]
+    if speed:
+        parts += ["Speed of Captum's multimodal path:", markdown_speed(speed)]
+    return "\n\n".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.report is not None:
-        print(report(merge([json.loads(path.read_text()) for path in args.report])))
-        return
-    print(report(run(args)))
+    paths = args.report if args.report is not None else [run(args)]
+    print(report(*read_results(paths)))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ removed cumulatively until the regenerated answer is "no"
 token of the correct answer "no" (teacher-forced probability, baseline black), so the
 hallucination-prone end of every map is its low end. Reported per region count and method:
 
-- AMCR (mean fraction of regions removed at the flip, never corrected = 1.0; lower is better),
-- CSR@10% and CSR@25% (share of ALL cases corrected within 10% / 25% of the regions),
+- AMCR (mean image area fraction removed at the flip, never corrected = 1.0; lower is better),
+- CSR@10% (share of ALL cases corrected with at most 10% of the area removed),
 - cause@1: share of cases whose first removed region lies on a causal distractor (at least 25% of
   the region's pixels are pixels of an oracle-causal object),
 - insertion / deletion AUC of the map on the counterfactual token (``captum_eagle.metrics``, one
@@ -26,36 +26,54 @@ IntegratedGradients (regions ordered by their mean attribution, lowest first; ru
 :func:`captum_eagle.baselines.attribute` with the explicit budgets ``--samples`` and ``--ig-steps``,
 recorded in the table's budget column) and ``random``.
 
+Scenes are held out from training: run ``--seed s`` scans partial-match seeds from
+``10**6 + 10**5 s + 50,000`` (:func:`first_seed`). One JSON line per (case, region count, method)
+goes to ``--out`` (default ``benchmarks/results/hallucination/s<seed>.jsonl``) after a header
+(:mod:`benchmarks.results`); ``benchmarks/report.py`` makes the README table from the files.
+
 Run::
 
-    python benchmarks/hallucination.py --cases 100 --regions 32 16 64 --seed 0 --max-minutes 45
+    python benchmarks/hallucination.py --cases 24 --regions 16 32 --seed 0 --max-minutes 20
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from captum_eagle import FeatureMask, MLLMForwardWrapper
-from captum_eagle.baselines import ForwardCounter, attribute
-from captum_eagle.hallucination import (
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.*` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.faithfulness import auc_scores  # noqa: E402
+from benchmarks.report import hallucination_table  # noqa: E402
+from benchmarks.results import (  # noqa: E402
+    RESULTS,
+    header,
+    read_results,
+    results_file,
+    torch_threads,
+    write_record,
+)
+from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
+from captum_eagle.baselines import ForwardCounter, attribute  # noqa: E402
+from captum_eagle.hallucination import (  # noqa: E402
     HallucinationCase,
     HallucinationResult,
-    amcr,
     answer_word,
-    csr,
     explain_hallucination,
     mitigate,
     prepare_case,
 )
-from captum_eagle.metrics import deletion_curve, insertion_curve
-from captum_eagle.zoo import generate_scene, load_default_model, question_prompt
+from captum_eagle.zoo import generate_scene, load_default_model, question_prompt  # noqa: E402
+from captum_eagle.zoo.evaluate import EVAL_SEED  # noqa: E402
 
 METHODS = (
     "eagle",
@@ -67,6 +85,9 @@ METHODS = (
     "random",
 )
 CAUSE_OVERLAP = 0.25
+SCENE_OFFSET = 50_000
+"""Hallucination scenes start this far after a run's first held-out seed (the faithfulness and
+frontier scenes of the same run seed use the seeds just after it)."""
 
 
 @dataclass
@@ -77,16 +98,6 @@ class Case:
     cause_objects: list[int]
     candidate_causes: list[int]
     cause_mask: torch.Tensor  # (H, W) bool, union of the oracle-causal objects
-
-
-@dataclass
-class Row:
-    results: list[HallucinationResult] = field(default_factory=list)
-    on_cause: list[bool] = field(default_factory=list)
-    insertion: list[float] = field(default_factory=list)
-    deletion: list[float] = field(default_factory=list)
-    forwards: list[int] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
 
 
 def collect_cases(
@@ -145,18 +156,28 @@ def captum_map(
     return attribution.detach().float().cpu().sum(dim=1, keepdim=True), counter.images
 
 
-def _on_cause(result: HallucinationResult, cause_mask: torch.Tensor) -> bool:
+def on_cause(result: HallucinationResult, cause_mask: torch.Tensor) -> bool:
+    r"""Whether the first removed region lies on a causal distractor (>= 25% of its pixels)."""
     region = result.feature_mask[0, 0] == result.removal_order[0]
     overlap = (region & cause_mask).sum().item() / region.sum().item()
     return overlap >= CAUSE_OVERLAP
 
 
-def run_case(
-    wrapper: MLLMForwardWrapper, item: Case, n_segments: int, methods: list[str], rows, args
-) -> None:
+_on_cause = on_cause  # the old name, still imported by benchmarks/redundant.py
+
+
+def case_records(
+    wrapper: MLLMForwardWrapper,
+    item: Case,
+    n_segments: int,
+    methods: list[str],
+    args: argparse.Namespace,
+) -> Iterator[dict[str, Any]]:
+    r"""Explain and mitigate one case with every method at one region count; a record each."""
     case = item.case
     mask = FeatureMask.slico(case.image, n_segments=n_segments)
     explanation = None
+    curves: dict[str, dict[str, float]] = {}
     for name in methods:
         started = time.perf_counter()
         if name in ("eagle", "eagle-gain"):
@@ -191,53 +212,34 @@ def run_case(
                 method=name,
             )
         seconds = time.perf_counter() - started
-        row = rows.setdefault((n_segments, name), Row())
-        row.results.append(result)
-        row.on_cause.append(_on_cause(result, item.cause_mask))
-        if name == "eagle-gain" and "eagle" in methods:  # the same map as "eagle"
-            row.insertion.append(rows[(n_segments, "eagle")].insertion[-1])
-            row.deletion.append(rows[(n_segments, "eagle")].deletion[-1])
-        else:
-            for curve, values in ((insertion_curve, row.insertion), (deletion_curve, row.deletion)):
-                values.append(curve(wrapper, case.sample, attribution, feature_mask=mask).auc)
-        row.forwards.append(forwards)
-        row.seconds.append(seconds)
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def format_table(
-    rows: dict[tuple[int, str], Row], methods: list[str], budget: dict[str, int] | None = None
-) -> str:
-    lines = [
-        "| regions | method | budget | cases | AMCR ↓ | CSR@10% ↑ | CSR@25% ↑ | corrected "
-        "| cause@1 ↑ | insertion AUC ↑ | deletion AUC ↓ | forwards/case | s/case |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for n_segments in sorted({key[0] for key in rows}):
-        for name in methods:
-            row = rows.get((n_segments, name))
-            if row is None or not row.results:
-                continue
-            regions = _mean([r.n_regions for r in row.results])
-            corrected = sum(r.corrected for r in row.results) / len(row.results)
-            lines.append(
-                f"| {n_segments} (~{regions:.1f}) | {name} | {(budget or {}).get(name, '–')} "
-                f"| {len(row.results)} "
-                f"| {amcr(row.results):.3f} | {csr(row.results, 0.10):.3f} "
-                f"| {csr(row.results, 0.25):.3f} | {corrected:.3f} | {_mean(row.on_cause):.3f} "
-                f"| {_mean(row.insertion):.3f} | {_mean(row.deletion):.3f} "
-                f"| {_mean(row.forwards):.0f} | {_mean(row.seconds):.2f} |"
-            )
-    return "\n".join(lines)
+        key = "eagle" if name.startswith("eagle") else name  # both Eagle rules: one map
+        if key not in curves:
+            curves[key] = auc_scores(wrapper, case.sample, attribution, mask)
+        yield {
+            "type": "hallucination",
+            "scene": item.seed,
+            "regions": n_segments,
+            "actual_regions": mask.n_regions,
+            "method": name,
+            "budget": budgets(args).get(name),
+            "forwards": forwards,
+            "seconds": seconds,
+            "area_removed": result.area_removed if result.corrected else None,
+            "regions_removed": result.fraction_removed if result.corrected else None,
+            "on_cause": on_cause(result, item.cause_mask),
+            **curves[key],
+        }
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=100, help="hallucination cases to collect")
-    parser.add_argument("--seed", type=int, default=0, help="first scene seed (and random order)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="run seed: scenes from 10**6 + 10**5 seed + 50,000 (held out), random order",
+    )
     parser.add_argument("--scan-limit", type=int, default=5000, help="most scene seeds to scan")
     parser.add_argument(
         "--regions", type=int, nargs="+", default=[32, 16, 64], help="SLICO region counts, in order"
@@ -246,6 +248,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=128, help="KernelShap / Lime samples")
     parser.add_argument("--ig-steps", type=int, default=32, help="IntegratedGradients steps")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument(
         "--generate-batch", type=int, default=8, help="removal images per regeneration batch"
     )
@@ -256,23 +259,35 @@ def _parser() -> argparse.ArgumentParser:
         help="stop starting new cases after this many minutes (partial counts are reported)",
     )
     parser.add_argument("--weights", default=None, help="shapes model folder (default: bundled)")
+    parser.add_argument(
+        "--out", type=Path, help="JSONL file (default: results/hallucination/s<seed>)"
+    )
     return parser
+
+
+def first_seed(seed: int) -> int:
+    r"""The first partial-match scene seed scanned by run ``seed``: held out from training
+    (``10**6 + 10**5 seed``, as every benchmark) plus :data:`SCENE_OFFSET`."""
+    return EVAL_SEED + 100_000 * seed + SCENE_OFFSET
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with torch_threads(args.threads):
+        out = run(args)
+    _, records = read_results([out])
+    print(f"\n{hallucination_table(records)}\n\nwrote {out}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> Path:
+    r"""Collect the cases, explain and mitigate them; return the JSONL file written."""
     started = time.perf_counter()
     torch.manual_seed(args.seed)
     wrapper = MLLMForwardWrapper(*load_default_model(path=args.weights), batch_size=args.batch_size)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    print(f"command: python benchmarks/hallucination.py {' '.join(argv or sys.argv[1:])}")
-    print(
-        f"machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} "
-        f"torch threads, torch {torch.__version__}, commit {commit}"
-    )
-    cases, stats = collect_cases(wrapper, args.cases, args.seed, args.scan_limit)
+    out = args.out or RESULTS / "hallucination" / f"s{args.seed}.jsonl"
+    model = "shapes" if args.weights is None else str(args.weights)
+    cases, stats = collect_cases(wrapper, args.cases, first_seed(args.seed), args.scan_limit)
     print(
         f"cases: {len(cases)} false-yes cases with an oracle-causal object, from "
         f"{stats['scanned']} partial-match scenes ({stats['false_yes']} false 'yes'; "
@@ -281,23 +296,23 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.perf_counter() - started:.0f} s",
         flush=True,
     )
-    rows: dict[tuple[int, str], Row] = {}
     budget = None if args.max_minutes is None else args.max_minutes * 60
-    for n_segments in args.regions:
-        for index, item in enumerate(cases):
-            if budget is not None and time.perf_counter() - started > budget:
-                print(f"time budget reached at {n_segments} regions after {index} cases")
-                break
-            run_case(wrapper, item, n_segments, args.methods, rows, args)
-            print(
-                f"[{n_segments} regions] case {index + 1}/{len(cases)} (seed {item.seed}) "
-                f"{time.perf_counter() - started:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-        print(f"\n{format_table(rows, args.methods, budgets(args))}\n", flush=True)
-    print(f"total {time.perf_counter() - started:.0f} s")
-    return 0
+    with results_file(out, header("hallucination", model, vars(args))) as file:
+        write_record(file, {"type": "hallucination_scan", **stats, "cases": len(cases)})
+        for n_segments in args.regions:
+            for index, item in enumerate(cases):
+                if budget is not None and time.perf_counter() - started > budget:
+                    print(f"time budget reached at {n_segments} regions after {index} cases")
+                    break
+                for record in case_records(wrapper, item, n_segments, args.methods, args):
+                    write_record(file, record)
+                print(
+                    f"[{n_segments} regions] case {index + 1}/{len(cases)} (seed {item.seed}) "
+                    f"{time.perf_counter() - started:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return out
 
 
 if __name__ == "__main__":

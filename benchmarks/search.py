@@ -13,6 +13,9 @@ counted by its ``ForwardCounter``) on the same regions is the reference row.
 Strategies are named as in ``captum_eagle.search`` with options after a colon, e.g.
 ``stochastic:fraction=0.1`` or ``early_stop:search=lazy,tolerance=0.1``.
 
+Every record goes to a JSONL results file after a header (:mod:`benchmarks.results`; default
+``benchmarks/results/search/s<seed>-<first scene>.jsonl``).
+
 Usage::
 
     python benchmarks/search.py --scenes 50 --regions 32 64 --seed 0
@@ -23,11 +26,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
 import os
 import platform
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -35,11 +38,16 @@ from typing import Any
 
 import torch
 
-from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper
-from captum_eagle.baselines import ForwardCounter, attribute
-from captum_eagle.metrics import deletion_curve, insertion_curve, pointing_game
-from captum_eagle.search import SearchStrategy, get_search
-from captum_eagle.zoo import DEFAULT_CAPTION_PROMPT, generate_scenes
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.*` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.results import RESULTS, header, read_results, results_file, write_record  # noqa: E402
+from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper  # noqa: E402
+from captum_eagle.baselines import ForwardCounter, attribute  # noqa: E402
+from captum_eagle.metrics import deletion_curve, insertion_curve, pointing_game  # noqa: E402
+from captum_eagle.search import SearchStrategy, get_search  # noqa: E402
+from captum_eagle.zoo import DEFAULT_CAPTION_PROMPT, generate_scenes  # noqa: E402
 
 DEFAULT_SEARCHES = (
     "exact",
@@ -174,7 +182,11 @@ def _run_job(job: tuple[int, int]) -> tuple[str, list[dict[str, Any]]] | None:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    r"""Explain every (scene, N) job, in ``args.workers`` processes; return all records."""
+    r"""Explain every (scene, N) job, in ``args.workers`` processes; return all records.
+
+    Each record is also appended to ``args.out`` (JSONL after a header, see
+    :mod:`benchmarks.results`) as soon as its job is done.
+    """
     jobs = [
         (index, n_regions)
         for index in range(args.first_scene, args.first_scene + max(args.scenes))
@@ -190,22 +202,24 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         pool, results = None, map(Worker(args), jobs)
     records: list[dict[str, Any]] = []
     done = 0
-    for result in results:
-        if result is None:
-            continue
-        answer, job_records = result
-        done += 1
-        records += job_records
-        first = job_records[0]
-        print(
-            f"job {done}/{len(jobs)}: scene {first['scene']}, N = {first['regions']} "
-            f"({first['n']} regions): {answer!r}",
-            flush=True,
-        )
-        if args.out:
-            args.out.write_text(json.dumps(records, indent=1))
-        if done % 10 == 0 and done < len(jobs):
-            print(table(records), flush=True)
+    out = args.out or RESULTS / "search" / f"s{args.seed}-{args.first_scene}.jsonl"
+    with results_file(out, header("search", args.model, vars(args))) as file:
+        for result in results:
+            if result is None:
+                continue
+            answer, job_records = result
+            done += 1
+            records += job_records
+            for record in job_records:
+                write_record(file, {"type": "explanation", **record})
+            first = job_records[0]
+            print(
+                f"job {done}/{len(jobs)}: scene {first['scene']}, N = {first['regions']} "
+                f"({first['n']} regions): {answer!r}",
+                flush=True,
+            )
+            if done % 10 == 0 and done < len(jobs):
+                print(table(records), flush=True)
     if pool is not None:
         pool.close()
         pool.join()
@@ -298,7 +312,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--weights", type=Path, default=None, help="shapes model folder (default: the bundled)"
     )
-    parser.add_argument("--out", type=Path, default=None, help="also write the records (JSON)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSONL results file (default: benchmarks/results/search/s<seed>-<first scene>.jsonl)",
+    )
     parser.add_argument(
         "--time-limit",
         type=float,
@@ -310,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         nargs="+",
         default=None,
-        help="print the table of saved --out files (pooled; a (scene, N, search) record seen "
+        help="print the table of saved JSONL results (pooled; a (scene, N, search) record seen "
         "twice is counted once)",
     )
     parser.add_argument(
@@ -328,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(args.scenes) != len(args.regions):
         parser.error("--scenes takes one number or one per --regions value.")
     if args.table_from:
-        print(table(pool_records([json.loads(path.read_text()) for path in args.table_from])))
+        print(table(pool_records([read_results([path])[1] for path in args.table_from])))
         return
     args.deadline = time.time() + 60 * args.time_limit if args.time_limit else None
     torch.set_num_threads(args.threads)

@@ -15,7 +15,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import benchmarks.baselines  # noqa: E402, F401  (registers grad_cam)
-from benchmarks import faithfulness, speed  # noqa: E402
+from benchmarks import faithfulness, frontier, speed  # noqa: E402
+from benchmarks.results import read_results  # noqa: E402
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.baselines import attribute, list_methods  # noqa: E402
 from captum_eagle.registry import UnknownNameError  # noqa: E402
@@ -120,7 +121,7 @@ def _record(method: str, label: str, insertion: float, deletion: float) -> dict:
     return record
 
 
-def test_compare_finds_wins_ties_and_losses() -> None:
+def test_compare_finds_better_ties_and_worse() -> None:
     rng = np.random.default_rng(0)
     records = []
     for label in map(str, range(12)):
@@ -135,11 +136,11 @@ def test_compare_finds_wins_ties_and_losses() -> None:
         (row["method"], row["metric"]): row["verdict"]
         for row in faithfulness.compare(records, metrics=("insertion", "deletion"))
     }
-    assert verdicts[("better", "insertion")] == "loses"
-    assert verdicts[("better", "deletion")] == "loses"  # its deletion AUC is lower
-    assert verdicts[("same", "insertion")] == "ties"
-    assert verdicts[("worse", "insertion")] == "wins"
-    assert verdicts[("worse", "deletion")] == "wins"
+    assert verdicts[("better", "insertion")] == "worse"
+    assert verdicts[("better", "deletion")] == "worse"  # its deletion AUC is lower
+    assert verdicts[("same", "insertion")] == "tie"
+    assert verdicts[("worse", "insertion")] == "better"
+    assert verdicts[("worse", "deletion")] == "better"
     summary = faithfulness.summarise(records)
     eagle = next(row for row in summary if row["method"] == "eagle")
     assert (eagle["n"], eagle["n_scenes"], eagle["mean_regions"]) == (12, 12, 31.0)
@@ -171,7 +172,7 @@ def test_explicit_budgets_are_parsed_and_checked(capsys) -> None:
 # -- end to end on the shapes model ------------------------------------------------------------
 @needs_weights
 def test_benchmark_end_to_end_at_toy_size(tmp_path, capsys) -> None:
-    out = tmp_path / "faithfulness.json"
+    out = tmp_path / "faithfulness.jsonl"
     faithfulness.main(
         [
             "--scenes", "1",
@@ -184,11 +185,14 @@ def test_benchmark_end_to_end_at_toy_size(tmp_path, capsys) -> None:
         ]
     )  # fmt: skip
     printed = capsys.readouterr().out
-    result = __import__("json").loads(out.read_text())
+    headers, records = read_results([out])
+    assert headers[0]["benchmark"] == "faithfulness" and headers[0]["config"]["seed"] == 0
+    assert len(headers[0]["weights"]["weights_sha256"]) == 64
+    assert {"torch", "transformers", "captum", "captum-eagle"} <= set(headers[0]["versions"])
+    explanations = [r for r in records if r["type"] == "explanation"]
     names = ["eagle", "kernel_shap", "kernel_shap@eagle", "random"]
-    assert result["methods"] == names
-    assert result["scenes_per_kind"] == {"plain": 1, "redundant": 1}
-    summary = result["summary"]
+    assert list(dict.fromkeys(r["method"] for r in explanations)) == names
+    summary = faithfulness.summarise(explanations)
     groups = {(row["task"], row["kind"]) for row in summary}
     assert {("caption", "plain"), ("caption", "redundant"), ("qa", "plain")} <= groups
     for task, kind in groups:
@@ -200,38 +204,85 @@ def test_benchmark_end_to_end_at_toy_size(tmp_path, capsys) -> None:
             assert row["insertion"] <= 1 and row["deletion"] <= 1
             if task == "word":
                 assert 0 <= row["point_mask_tie"] <= row["point_mask"] <= 1
-    eagle = [r for r in result["records"] if r["method"] == "eagle"]
-    matched = [r for r in result["records"] if r["method"] == "kernel_shap@eagle"]
+    eagle = [r for r in explanations if r["method"] == "eagle"]
+    matched = [r for r in explanations if r["method"] == "kernel_shap@eagle"]
     assert [r["forwards"] for r in matched] == [r["forwards"] for r in eagle]
     assert [r["budget"] for r in matched] == [r["forwards"] for r in eagle]
-    assert {r["budget"] for r in result["records"] if r["method"] == "kernel_shap"} == {25}
-    for record in eagle:
-        n = record["actual_regions"]
-        assert record["forwards"] >= n * (n + 1) - 4  # each distinct image once
-    assert all(r["forwards"] == 0 for r in result["records"] if r["method"] == "random")
-    speed = {row["method"] for row in result["captum_llm_speed"]}
-    assert speed == {*faithfulness.LLM_PATHS, "feature_ablation", "eagle"}
-    nonzero = {row["method"]: row["nonzero_map"] for row in result["captum_llm_speed"]}
+    assert {r["budget"] for r in explanations if r["method"] == "kernel_shap"} == {25}
+    for record in eagle:  # exact greedy: N(N+1) images, 4 of them scored once for two subsets
+        n = record["actual_regions"]  # (see test_speed_benchmark_full_run_matches_naive_order)
+        assert record["forwards"] == n * (n + 1) - 4
+    assert all(r["forwards"] == 0 for r in explanations if r["method"] == "random")
+    speed = [r for r in records if r["type"] == "captum_llm_speed"]
+    assert {row["method"] for row in speed} == {
+        *faithfulness.LLM_PATHS,
+        "feature_ablation",
+        "eagle",
+    }
+    nonzero = {row["method"]: row["nonzero_map"] for row in speed}
     assert nonzero["captum_llm_fa (forward_in_tokens=False)"] and nonzero["eagle"]
     assert "| eagle |" in printed and "| kernel_shap@eagle |" in printed
-    assert "Eagle wins vs" in printed
+    assert "Eagle better than" in printed
     counts = [
         line.strip("|").split("|")[1:]
         for line in printed.splitlines()
-        if line.startswith("| kernel_shap | ") and line.count("|") == 5
+        if line.startswith("| kernel_shap | ") and line.count("|") == 6
     ]
-    wins, ties, loses = (int(cell) for cell in counts[0])
-    compared = [row for row in result["comparisons"] if row["method"] == "kernel_shap"]
-    assert wins + ties + loses == len(compared) > 0
+    better, tie, worse, small = (int(cell) for cell in counts[0])
+    compared = [row for row in faithfulness.compare(explanations) if row["method"] == "kernel_shap"]
+    assert better + tie + worse + small == len(compared) > 0
+    # One explanation per group and method: too few pairs for an interval.
+    assert {row["verdict"] for row in compared} == {"n<6"}
 
-    # Pooling two runs over disjoint scenes adds their counts and recomputes the summary.
-    other = dict(result, config={**result["config"], "seed": "1"})
-    pooled = faithfulness.merge([result, other])
-    assert pooled["scenes_per_kind"] == {"plain": 2, "redundant": 2}
-    assert len(pooled["records"]) == 2 * len(result["records"])
-    assert pooled["summary"] == faithfulness.summarise(result["records"] * 2)
+    # Pooling: two files of the same seed count the same scenes twice and are refused.
     with pytest.raises(ValueError, match="different --seed"):
-        faithfulness.merge([result, result])
+        read_results([out, out])
+
+
+def test_frontier_budgets_double_from_2n_up_to_exact_eagle() -> None:
+    assert frontier.budgets(16) == [32, 64, 128, 256, 272]
+    assert frontier.budgets(3) == [6, 12]
+    assert [frontier.budget_label(b, 16) for b in frontier.budgets(16)] == [
+        "2N", "4N", "8N", "16N", "N(N+1)",
+    ]  # fmt: skip
+    runs = frontier.points(4, ["exact", "lazy"], ["lime", "random"])
+    assert runs == [
+        ("eagle:exact", None), ("eagle:lazy", None),
+        ("lime", 8), ("lime", 16), ("lime", 20), ("random", None),
+    ]  # fmt: skip
+
+
+@needs_weights
+def test_frontier_end_to_end_at_toy_size(tmp_path) -> None:
+    out = tmp_path / "frontier.jsonl"
+    frontier.main(
+        [
+            "--regions", "4", "--scenes", "1", "--kinds", "plain", "--hallucination", "1",
+            "--searches", "exact", "early_stop", "--methods", "shapley", "random",
+            "--out", str(out),
+        ]
+    )  # fmt: skip
+    headers, records = read_results([out])
+    assert headers[0]["benchmark"] == "frontier"
+    kinds = {r["type"] for r in records}
+    assert kinds == {"hallucination_scan", "explanation", "hallucination"}
+    words = [r for r in records if r["type"] == "explanation"]
+    n = words[0]["actual_regions"]
+    methods = [(r["method"], r["budget"]) for r in words]
+    assert methods == [("eagle:exact", None), ("eagle:early_stop", None)] + [
+        ("shapley", frontier.budget_label(b, n)) for b in frontier.budgets(n)
+    ] + [("random", None)]
+    by_method = {(r["method"], r["budget"]): r for r in words}
+    assert by_method[("eagle:exact", None)]["forwards"] == n * (n + 1) - 4  # as faithfulness
+    assert by_method[("random", None)]["forwards"] == 0
+    # Shapley spends budget // N permutations of N + 1 forwards at most.
+    assert by_method[("shapley", "2N")]["forwards"] <= 2 * (n + 1)
+    for record in words:
+        assert 0 <= record["insertion"] <= 1 and 0 <= record["deletion"] <= 1
+        assert 0 <= record["point_mask_tie"] <= record["point_mask"] <= 1
+    for record in (r for r in records if r["type"] == "hallucination"):
+        removed = record["area_removed"]
+        assert removed is None or 0 < removed < 1
 
 
 def test_speed_benchmark_full_run_matches_naive_order(capsys) -> None:
