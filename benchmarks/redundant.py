@@ -192,7 +192,7 @@ def hallucination_records(
     strategies: dict[str, SearchStrategy],
 ) -> Iterator[dict[str, Any]]:
     r"""Mitigation of false "yes" answers (``benchmarks/hallucination.py``'s cases) per strategy."""
-    from benchmarks.hallucination import _on_cause, collect_cases
+    from benchmarks.hallucination import collect_cases, on_cause
 
     cases, _ = collect_cases(wrapper, n_cases, first_seed, scan_limit=40 * n_cases)
     for item in cases:
@@ -207,7 +207,7 @@ def hallucination_records(
                     "actual_regions": mask.n_regions,
                     "method": f"eagle:{name}",
                     "fraction_removed": result.fraction_removed if result.corrected else None,
-                    "on_cause": _on_cause(result, item.cause_mask),
+                    "on_cause": on_cause(result, item.cause_mask),
                     "forwards": result.explanation.forwards,
                 }
 

@@ -3,7 +3,7 @@ r"""Every benchmark table of ``benchmarks/README.md`` and ``README.md``, made fr
 The tables live between marker comments, ``<!-- report:NAME -->`` … ``<!-- /report:NAME -->``;
 this script recomputes each from ``benchmarks/results/<benchmark>/*.jsonl``
 (:mod:`benchmarks.results`) and replaces the text between the markers. Sections: ``frontier``,
-``frontier-verdicts``, ``hallucination``, ``faithfulness`` (benchmarks/README.md) and
+``frontier-verdicts``, ``hallucination``, ``faithfulness``, ``redundant`` (benchmarks/README.md) and
 ``headline`` (README.md).
 
 Statistics: paired differences Eagle − method over the same explanations, bootstrap intervals,
@@ -59,6 +59,7 @@ DOCUMENTS = {
         "frontier-verdicts",
         "hallucination",
         "faithfulness",
+        "redundant",
     ),
     ROOT / "README.md": ("headline",),
 }
@@ -481,7 +482,19 @@ def sections(folder: Path | None = None) -> dict[str, str]:
             text = environment(headers) + "\n\n" + text
         made[name] = text
     made["headline"] = headline(folder)
+    made["redundant"] = redundant_tables(folder)
     return made
+
+
+def redundant_tables(folder: Path | None = None) -> str:
+    r"""The redundant-evidence tables (issue 21), made by :mod:`benchmarks.redundant`'s report."""
+    from benchmarks import redundant
+
+    paths = sorted(((folder or RESULTS) / "redundant").glob("*.jsonl"))
+    if not paths:
+        return "No results yet."
+    _, records = redundant.load(paths)
+    return redundant.markdown_report(records).strip()
 
 
 def replace_sections(text: str, made: dict[str, str], names: Sequence[str]) -> str:
