@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Self, TypeVar, get_args, get_origin, get_type_hints
 
 import torch
 from captum.attr import ImageMaskInput, LLMAttributionResult, PerturbationAttribution
@@ -24,11 +24,60 @@ from captum_eagle.wrapper import (
     to_image_tensor,
 )
 
+if TYPE_CHECKING:
+    from captum_eagle.joint import JointResult
+    from captum_eagle.text_features import TextFeatureSpec
+
 Baselines = float | torch.Tensor | tuple[float | torch.Tensor] | None
 
 
+class SavedFields:
+    r"""``to_dict`` / ``from_dict`` / ``save`` / ``load`` of a dataclass, driven by its fields.
+
+    Saved fields are those without ``metadata={"saved": False}``; tensors are stored as nested
+    lists (integers come back as ``int64``, reals as ``float32``), nested dataclasses as objects,
+    by :func:`fields_to_dict` / :func:`fields_from_dict`.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        r"""JSON-ready dictionary, one key per saved field; :meth:`from_dict` inverts it."""
+        return fields_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        r"""Rebuild a result from :meth:`to_dict` (fields with a default may be missing).
+
+        Examples::
+
+            >>> import torch
+            >>> result = EagleResult(
+            ...     order=torch.tensor([1, 0]), objective=torch.zeros(3), gains=torch.zeros(2),
+            ...     insight=torch.zeros(3), necessity=torch.zeros(3),
+            ...     trajectories=torch.zeros(1, 3), removal_trajectories=torch.zeros(1, 3),
+            ...     region_attribution=torch.tensor([0.0, 1.0]),
+            ...     token_attribution=torch.zeros(1, 2),
+            ...     influence={}, influence_area={}, target_tokens=["cat"], answer="cat",
+            ...     search="stochastic", forwards=6, seconds=0.1,
+            ...     feature_mask=torch.tensor([[[[0, 1]]]]), search_options={"seed": 3},
+            ... )
+            >>> loaded = EagleResult.from_dict(result.to_dict())
+            >>> loaded.order, loaded.search_options, loaded.region_attribution.dtype
+            (tensor([1, 0]), {'seed': 3}, torch.float32)
+        """
+        return fields_from_dict(cls, data)
+
+    def save(self, path: str | Path) -> None:
+        """Save :meth:`to_dict` to a ``.json`` file (lossless for the numbers)."""
+        Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Load a result written by :meth:`save`."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
 @dataclass
-class EagleResult:
+class EagleResult(SavedFields):
     r"""Everything one Eagle explanation found.
 
     ``r`` below indexes prefixes of the order: ``r = 0`` is the empty set, ``r = N`` all regions.
@@ -117,76 +166,77 @@ class EagleResult:
 
         return plot_explanation(self, sample, show=show, **kwargs)
 
-    def to_dict(self) -> dict[str, Any]:
-        r"""JSON-ready dictionary, one key per saved field (tensors as nested lists).
 
-        Integer tensors come back as ``int64`` and real ones as ``float32`` (the dtypes of a
-        result) in :meth:`from_dict`, which inverts this.
-        """
-        data: dict[str, Any] = {}
-        for item in _saved_fields(type(self)):
-            value = getattr(self, item.name)
-            if isinstance(value, torch.Tensor):
-                value = value.tolist()
-            elif isinstance(value, dict):
-                value = {
-                    k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in value.items()
-                }
-            data[item.name] = value
-        return json.loads(json.dumps(data))
+_Result = TypeVar("_Result")
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EagleResult:
-        r"""Rebuild a result from :meth:`to_dict` (or an older file without ``search_options``).
 
-        Examples::
+def fields_to_dict(result: Any) -> dict[str, Any]:
+    r"""A dataclass result as a JSON-ready dictionary, one key per saved field.
 
-            >>> import torch
-            >>> result = EagleResult(
-            ...     order=torch.tensor([1, 0]), objective=torch.zeros(3), gains=torch.zeros(2),
-            ...     insight=torch.zeros(3), necessity=torch.zeros(3),
-            ...     trajectories=torch.zeros(1, 3), removal_trajectories=torch.zeros(1, 3),
-            ...     region_attribution=torch.tensor([0.0, 1.0]),
-            ...     token_attribution=torch.zeros(1, 2),
-            ...     influence={}, influence_area={}, target_tokens=["cat"], answer="cat",
-            ...     search="stochastic", forwards=6, seconds=0.1,
-            ...     feature_mask=torch.tensor([[[[0, 1]]]]), search_options={"seed": 3},
-            ... )
-            >>> loaded = EagleResult.from_dict(result.to_dict())
-            >>> loaded.order, loaded.search_options, loaded.region_attribution.dtype
-            (tensor([1, 0]), {'seed': 3}, torch.float32)
-        """
-        saved = _saved_fields(cls)
-        unknown = sorted(set(data) - {item.name for item in saved})
-        if unknown:
-            raise ValueError(f"Unknown EagleResult keys {unknown}; is this an Eagle result?")
-        hints = get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for item in saved:
-            if item.name not in data:
-                if item.default_factory is MISSING and item.default is MISSING:
-                    raise ValueError(f"The saved result lacks {item.name!r}; it is required.")
-                continue
-            value, hint = data[item.name], hints[item.name]
-            if hint is torch.Tensor:
-                value = _tensor(value)
-            elif get_origin(hint) is dict and get_args(hint)[1] is torch.Tensor:
-                value = {key: _tensor(entry) for key, entry in value.items()}
-            values[item.name] = value
-        return cls(**values)
+    Tensors become nested lists, nested dataclasses dictionaries (recursively), tuples lists;
+    fields with ``metadata={"saved": False}`` are left out. :func:`fields_from_dict` inverts it
+    from the type hints. Used by :class:`EagleResult` and :class:`~captum_eagle.joint.JointResult`.
+    """
+    return json.loads(json.dumps(_encode(result)))
 
-    def save(self, path: str | Path) -> None:
-        """Save :meth:`to_dict` to a ``.json`` file (lossless for the numbers)."""
-        Path(path).write_text(json.dumps(self.to_dict()))
 
-    @classmethod
-    def load(cls, path: str | Path) -> EagleResult:
-        """Load a result written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+def fields_from_dict(cls: type[_Result], data: dict[str, Any]) -> _Result:
+    r"""Rebuild a dataclass result of type ``cls`` from :func:`fields_to_dict`.
+
+    Values are converted by the field's type hint: tensors (integers as ``int64``, reals as
+    ``float32``), nested dataclasses, ``list[...]``, ``tuple[..., ...]`` and ``dict[str, ...]``.
+    Fields with a default may be missing (older files).
+
+    Raises:
+        ValueError: ``data`` has a key that is not a saved field, or lacks a required one.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"A saved {cls.__name__} is a JSON object; got {type(data).__name__}.")
+    saved = _saved_fields(cls)
+    unknown = sorted(set(data) - {item.name for item in saved})
+    if unknown:
+        raise ValueError(f"Unknown {cls.__name__} keys {unknown}; is this a {cls.__name__}?")
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for item in saved:
+        if item.name not in data:
+            if item.default_factory is MISSING and item.default is MISSING:
+                raise ValueError(f"The saved {cls.__name__} lacks {item.name!r}; it is required.")
+            continue
+        values[item.name] = _decode(data[item.name], hints[item.name])
+    return cls(**values)
 
 
 def _saved_fields(cls: type) -> list[Any]:
     return [item for item in fields(cls) if item.metadata.get("saved", True)]
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if is_dataclass(value) and not isinstance(value, type):
+        saved = _saved_fields(type(value))
+        return {item.name: _encode(getattr(value, item.name)) for item in saved}
+    if isinstance(value, dict):
+        return {key: _encode(entry) for key, entry in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(entry) for entry in value]
+    return value
+
+
+def _decode(value: Any, hint: Any) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is torch.Tensor:
+        return _tensor(value)
+    if isinstance(hint, type) and is_dataclass(hint):
+        return fields_from_dict(hint, value)
+    if origin is dict and args:
+        return {key: _decode(entry, args[1]) for key, entry in value.items()}
+    if origin is list and args:
+        return [_decode(entry, args[0]) for entry in value]
+    if origin is tuple and args:
+        return tuple(_decode(entry, args[0]) for entry in value)
+    return value
 
 
 def _tensor(values: Any) -> torch.Tensor:
@@ -343,19 +393,45 @@ class EagleAttribution(PerturbationAttribution):
         batch_size: int | str | None = None,
         max_forwards: int | None = 100_000,
         show_progress: bool = False,
-    ) -> EagleResult:
+        text_features: TextFeatureSpec | None = None,
+    ) -> EagleResult | JointResult:
         r"""The full :class:`EagleResult` of one image; arguments as in :meth:`attribute`.
 
         ``inputs`` must hold one image ``(1, 3, H, W)`` (or be an ``ImageMaskInput``); for a
         batch, call :meth:`attribute` (maps) or :meth:`explain` once per image (results).
+
+        ``text_features`` (``"words"`` or spans of the prompt, see
+        :func:`captum_eagle.joint.explain_joint`) orders the image regions and the prompt's
+        words together and returns a :class:`~captum_eagle.joint.JointResult` instead.
         """
         if isinstance(inputs, torch.Tensor) and inputs.ndim == 4 and inputs.shape[0] != 1:
             raise ValueError(
                 f"explain() takes one image; got a batch of {inputs.shape[0]}. Call explain() "
                 "per image (inputs[i : i + 1]), or attribute() for the maps of the batch."
             )
-        (run,) = self._validated_runs(**_arguments(locals()))
-        return self._run(run, inputs, show_progress)
+        arguments = _arguments(locals())
+        del arguments["text_features"]
+        (run,) = self._validated_runs(**arguments)
+        if text_features is None:
+            return self._run(run, inputs, show_progress)
+        from captum_eagle.joint import explain_joint  # joint builds on this module
+
+        scorer = run.scorer
+        result = explain_joint(
+            scorer.wrapper,
+            scorer.sample,
+            scorer.feature_mask,
+            text_features,
+            baselines=scorer.baseline,
+            search=run.strategy,
+            insight_weight=scorer.insight_weight,
+            necessity_weight=scorer.necessity_weight,
+            batch_size=scorer.batch_size,
+            show_progress=show_progress,
+            image=scorer.image,
+        )
+        result.inputs = inputs if isinstance(inputs, ImageMaskInput) else None
+        return result
 
     def _validated_runs(
         self,
