@@ -231,6 +231,9 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", type=float, default=defaults.baseline)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
+        "--text-features", help="joint mode (Eagle): 'words' or prompt spans '0:5,10:14'"
+    )
+    parser.add_argument(
         "--max-samples", type=int, help="stop after this many samples per process (resume later)"
     )
     parser.add_argument(
