@@ -45,6 +45,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,8 @@ def report(records: Sequence[dict[str, Any]], headers: Sequence[dict[str, Any]])
             f"torch {header['machine']['torch']}, captum {header['machine']['captum']}, "
             f"transformers {header['machine']['transformers']}, weights sha256 "
             f"`{header['weights'].get('weights_sha256', 'n/a')[:12]}…`, "
-            f"{header.get('minutes', math.nan):.1f} min."
+            f"{header.get('minutes', math.nan):.1f} min, {header.get('explained')} explanations "
+            f"(incorrect yes-answers skipped: {header.get('skipped', {}).get('wrong_answer')})."
         )
     for task in ("yes", "caption"):
         rows = [r for r in records if r["task"] == task]
@@ -281,6 +283,11 @@ def report(records: Sequence[dict[str, Any]], headers: Sequence[dict[str, Any]])
         if task == "yes":
             chance = bootstrap([r["region_chance"] for r in rows if r["method"] == "eagle"])
             lines += ["", f"Chance of `top_region` (share of qualifying regions): {chance[0]:.3f}."]
+            lines += ["", "Top text feature (count over the explanations):", ""]
+            for name in METHODS:
+                counts = Counter(r["top_text_feature"] for r in rows if r["method"] == name)
+                ranked = ", ".join(f"`{word}` {count}" for word, count in counts.most_common())
+                lines.append(f"- {name}: {ranked}")
     return "\n".join(lines)
 
 
