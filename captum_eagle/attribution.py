@@ -2,12 +2,13 @@ r"""``EagleAttribution``: Eagle as a Captum perturbation attribution method, and
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 import warnings
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeVar, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin, get_type_hints
 
 import torch
 from captum.attr import ImageMaskInput, LLMAttributionResult, PerturbationAttribution
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 Baselines = float | torch.Tensor | tuple[float | torch.Tensor] | None
 
 
+_Result = TypeVar("_Result")
+
+
 class SavedFields:
     r"""``to_dict`` / ``from_dict`` / ``save`` / ``load`` of a dataclass, driven by its fields.
 
@@ -44,7 +48,7 @@ class SavedFields:
         return fields_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
+    def from_dict(cls: type[_Result], data: dict[str, Any]) -> _Result:
         r"""Rebuild a result from :meth:`to_dict` (fields with a default may be missing).
 
         Examples::
@@ -71,9 +75,9 @@ class SavedFields:
         Path(path).write_text(json.dumps(self.to_dict()))
 
     @classmethod
-    def load(cls, path: str | Path) -> Self:
+    def load(cls: type[_Result], path: str | Path) -> _Result:
         """Load a result written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return fields_from_dict(cls, json.loads(Path(path).read_text()))
 
 
 @dataclass
@@ -165,9 +169,6 @@ class EagleResult(SavedFields):
         from captum_eagle.viz import plot_explanation
 
         return plot_explanation(self, sample, show=show, **kwargs)
-
-
-_Result = TypeVar("_Result")
 
 
 def fields_to_dict(result: Any) -> dict[str, Any]:
@@ -393,29 +394,41 @@ class EagleAttribution(PerturbationAttribution):
         batch_size: int | str | None = None,
         max_forwards: int | None = 100_000,
         show_progress: bool = False,
-        text_features: TextFeatureSpec | None = None,
-    ) -> EagleResult | JointResult:
+    ) -> EagleResult:
         r"""The full :class:`EagleResult` of one image; arguments as in :meth:`attribute`.
 
         ``inputs`` must hold one image ``(1, 3, H, W)`` (or be an ``ImageMaskInput``); for a
         batch, call :meth:`attribute` (maps) or :meth:`explain` once per image (results).
-
-        ``text_features`` (``"words"`` or spans of the prompt, see
-        :func:`captum_eagle.joint.explain_joint`) orders the image regions and the prompt's
-        words together and returns a :class:`~captum_eagle.joint.JointResult` instead.
         """
-        if isinstance(inputs, torch.Tensor) and inputs.ndim == 4 and inputs.shape[0] != 1:
-            raise ValueError(
-                f"explain() takes one image; got a batch of {inputs.shape[0]}. Call explain() "
-                "per image (inputs[i : i + 1]), or attribute() for the maps of the batch."
-            )
-        arguments = _arguments(locals())
-        del arguments["text_features"]
-        (run,) = self._validated_runs(**arguments)
-        if text_features is None:
-            return self._run(run, inputs, show_progress)
+        _check_one_image(inputs)
+        (run,) = self._validated_runs(**_arguments(locals()))
+        return self._run(run, inputs, show_progress)
+
+    def explain_joint(
+        self,
+        inputs: torch.Tensor | ImageMaskInput,
+        text_features: TextFeatureSpec = "words",
+        **arguments: Any,
+    ) -> JointResult:
+        r"""Order the image regions and the prompt's words together (one image).
+
+        The keyword ``arguments`` are those of :meth:`explain` (``additional_forward_args``,
+        ``feature_mask``, ``baselines``, ``target``, ``search``, ...); ``text_features`` is
+        ``"words"`` (default) or spans of the prompt, as in
+        :func:`captum_eagle.joint.explain_joint`, which does the work. From a Captum
+        ``ImageMaskInput``, the result's ``to_captum().plot_image_heatmap()`` works.
+
+        Returns:
+            :class:`~captum_eagle.joint.JointResult`
+        """
         from captum_eagle.joint import explain_joint  # joint builds on this module
 
+        _check_one_image(inputs)
+        bound = inspect.signature(self.explain).bind(inputs, **arguments)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        show_progress = values.pop("show_progress")
+        (run,) = self._validated_runs(**values)
         scorer = run.scorer
         result = explain_joint(
             scorer.wrapper,
@@ -426,7 +439,7 @@ class EagleAttribution(PerturbationAttribution):
             search=run.strategy,
             insight_weight=scorer.insight_weight,
             necessity_weight=scorer.necessity_weight,
-            batch_size=scorer.batch_size,
+            batch_size=_batch_size(values["perturbations_per_eval"], values["batch_size"]),
             show_progress=show_progress,
             image=scorer.image,
         )
@@ -507,6 +520,14 @@ class EagleAttribution(PerturbationAttribution):
         result.inputs = inputs if isinstance(inputs, ImageMaskInput) else None
         self.last_result = result
         return result
+
+
+def _check_one_image(inputs: torch.Tensor | ImageMaskInput) -> None:
+    if isinstance(inputs, torch.Tensor) and inputs.ndim == 4 and inputs.shape[0] != 1:
+        raise ValueError(
+            f"explain() takes one image; got a batch of {inputs.shape[0]}. Call explain() "
+            "per image (inputs[i : i + 1]), or attribute() for the maps of the batch."
+        )
 
 
 def _arguments(values: dict[str, Any]) -> dict[str, Any]:

@@ -459,7 +459,7 @@ def _explain(
     show_progress: bool,
     text_features: TextFeatureSpec | None,
 ) -> dict[str, Any]:
-    from captum_eagle.attribution import EagleAttribution
+    from captum_eagle.attribution import EagleAttribution, EagleResult
     from captum_eagle.masks import FeatureMask
 
     picture, source = _load_image(image, seed, scene)
@@ -476,21 +476,28 @@ def _explain(
             f"SLICO found a single region in this {tuple(sample.image.shape[-2:])} image; "
             "ask for more --regions."
         )
-    result = EagleAttribution(wrapper).explain(
-        sample.image,
-        additional_forward_args=(sample,),
-        feature_mask=mask,
-        search=strategy,
-        batch_size=batch_size,
-        show_progress=show_progress,
-        text_features=text_features,
-    )
-    summary = {"image": source, "model": model, "prompt": prompt, "requested_regions": regions}
-    if isinstance(result, JointResult):
-        summary["joint"] = result.to_dict()
-        summary["result"] = summary["joint"].pop("eagle")
-    else:
+    eagle = EagleAttribution(wrapper)
+    arguments: dict[str, Any] = {
+        "additional_forward_args": (sample,),
+        "feature_mask": mask,
+        "search": strategy,
+        "batch_size": batch_size,
+        "show_progress": show_progress,
+    }
+    summary: dict[str, Any] = {
+        "image": source,
+        "model": model,
+        "prompt": prompt,
+        "requested_regions": regions,
+    }
+    result: EagleResult | JointResult
+    if text_features is None:
+        result = eagle.explain(sample.image, **arguments)
         summary["result"] = eagle_record(result)
+    else:
+        result = eagle.explain_joint(sample.image, text_features, **arguments)
+        joint = result.to_dict()
+        summary["result"], summary["joint"] = joint.pop("eagle"), joint
     _write_png(result, sample, out, dpi)
     if json_out is not None:
         _write(json_out, lambda path: path.write_text(json.dumps(summary, indent=1)))

@@ -219,7 +219,7 @@ class JointResult(SavedFields):
         ``input_tokens`` are :attr:`feature_labels`, ``seq_attr`` the joint saliency,
         ``token_attr`` the per-token gains ``(T, N)``; ``plot_token_attr()`` draws them. If the
         explanation started from a Captum ``ImageMaskInput``
-        (``EagleAttribution.explain(image_mask_input, text_features=...)``),
+        (``EagleAttribution(wrapper).explain_joint(image_mask_input, ...)``),
         ``plot_image_heatmap()`` draws the image regions' columns on its image.
         """
         inp = self.inputs if isinstance(self.inputs, ImageMaskInput) else None
@@ -259,7 +259,7 @@ def explain_joint(
     search: str | SearchStrategy = "exact",
     insight_weight: float = 1.0,
     necessity_weight: float = 1.0,
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
     show_progress: bool = False,
     *,
     image: torch.Tensor | None = None,
@@ -282,7 +282,7 @@ def explain_joint(
         search (str or SearchStrategy): a search strategy name or instance. Default: ``"exact"``.
         insight_weight (float): weight of the insight term. Default: 1.
         necessity_weight (float): weight of the necessity term. Default: 1.
-        batch_size (int, optional): rows per forward. Default: the wrapper's.
+        batch_size (int or "auto", optional): rows per forward. Default: the wrapper's.
         show_progress (bool): show a progress bar. Default: False.
         image (Tensor, optional): the image to perturb, ``(1, 3, H, W)`` at the sample's size.
             Default: ``sample.image``.
@@ -434,7 +434,7 @@ def _joint_scorer(
     text_features: TextFeatureSpec,
     *,
     target: TargetSelection,
-    **options: object,
+    **options: Any,
 ) -> JointScorer:
     """Validate everything (no forward yet) and build the joint scorer."""
     if not isinstance(wrapper, MLLMForwardWrapper):

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from captum.attr import visualization as captum_visualization
+from matplotlib import colormaps, patheffects
 from matplotlib import colors as mcolors
-from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
@@ -875,12 +875,12 @@ def plot_joint(
 def _shaded_words(ax: Axes, features: Sequence[Any], scores: Sequence[float]) -> None:
     """Write the prompt features left to right, each on a box coloured by its score."""
     ax.set_axis_off()
-    cmap = ScalarMappable(mcolors.Normalize(0.0, 1.0), _MAP_CMAP)
+    cmap = colormaps[_MAP_CMAP]
     anchor: Any = ax.text(
         0.0, 0.5, "prompt:", transform=ax.transAxes, fontsize=_FONT + 1, va="center", color="0.2"
     )
     for feature, score in zip(features, scores, strict=True):
-        red, green, blue, _ = cmap.to_rgba(float(score))
+        red, green, blue, _ = cmap(float(score))
         light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
         anchor = ax.annotate(
             feature.text,

@@ -164,10 +164,10 @@ def test_explain_with_text_features_from_an_image_mask_input(llava) -> None:
     labels = torch.zeros(32, 32, dtype=torch.long)
     labels[:, 16:] = 1
     eagle = EagleAttribution(llava)
-    result = eagle.explain(
+    result = eagle.explain_joint(
         ImageMaskInput(image=photo, mask=labels),
+        "words",
         additional_forward_args=(sample,),
-        text_features="words",
         target=0,
     )
     assert isinstance(result, JointResult) and result.n_image_regions == 2
@@ -183,12 +183,13 @@ def test_explain_with_text_features_from_an_image_mask_input(llava) -> None:
     assert shown[0, 0] == pytest.approx(float(expected[0]), abs=1e-6)
     assert shown[0, -1] == pytest.approx(float(expected[1]), abs=1e-6)
     matplotlib.pyplot.close("all")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'text_baselines'"):
+        eagle.explain_joint(sample.image, additional_forward_args=(sample,), text_baselines=0)
+    with pytest.raises(ValueError, match="takes one image; got a batch of 2"):
+        eagle.explain_joint(sample.image.expand(2, -1, -1, -1), additional_forward_args=(sample,))
     with pytest.raises(TypeError, match="text_features must be 'words'"):
-        eagle.explain(
-            sample.image,
-            additional_forward_args=(sample,),
-            feature_mask=labels[None, None],
-            text_features=3,
+        eagle.explain_joint(
+            sample.image, 3, additional_forward_args=(sample,), feature_mask=labels[None, None]
         )
 
 
