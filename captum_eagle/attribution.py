@@ -2,12 +2,13 @@ r"""``EagleAttribution``: Eagle as a Captum perturbation attribution method, and
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 import warnings
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin, get_type_hints
 
 import torch
 from captum.attr import ImageMaskInput, LLMAttributionResult, PerturbationAttribution
@@ -20,11 +21,77 @@ from captum_eagle.objective import SubsetScorer, check_batch_size
 from captum_eagle.search import SearchStrategy, get_search, run_search
 from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample, TargetSelection
 
+if TYPE_CHECKING:
+    from captum_eagle.joint import JointResult
+    from captum_eagle.text_features import TextFeatureSpec
+
 Baselines = float | torch.Tensor | tuple[float | torch.Tensor] | None
 
 
+_Result = TypeVar("_Result")
+
+
+class SavedFields:
+    r"""``to_dict`` / ``from_dict`` / ``save`` / ``load`` of a dataclass, driven by its fields.
+
+    Saved fields are those without ``metadata={"saved": False}``; tensors are stored as nested
+    lists (integers come back as ``int64``, reals as ``float32``), nested dataclasses as objects,
+    by :func:`fields_to_dict` / :func:`fields_from_dict`.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        r"""JSON-ready dictionary, one key per saved field; :meth:`from_dict` inverts it."""
+        return fields_to_dict(self)
+
+    @classmethod
+    def from_dict(cls: type[_Result], data: dict[str, Any]) -> _Result:
+        r"""Rebuild a result from :meth:`to_dict` (fields with a default may be missing).
+
+        Examples::
+
+            >>> import torch
+            >>> result = EagleResult(
+            ...     order=torch.tensor([1, 0]), objective=torch.zeros(3), gains=torch.zeros(2),
+            ...     insight=torch.zeros(3), necessity=torch.zeros(3),
+            ...     trajectories=torch.zeros(1, 3), removal_trajectories=torch.zeros(1, 3),
+            ...     region_attribution=torch.tensor([0.0, 1.0]),
+            ...     token_attribution=torch.zeros(1, 2),
+            ...     influence={}, influence_area={}, target_tokens=["cat"], answer="cat",
+            ...     search="stochastic", forwards=6, seconds=0.1,
+            ...     feature_mask=torch.tensor([[[[0, 1]]]]), search_options={"seed": 3},
+            ... )
+            >>> loaded = EagleResult.from_dict(result.to_dict())
+            >>> loaded.order, loaded.search_options, loaded.region_attribution.dtype
+            (tensor([1, 0]), {'seed': 3}, torch.float32)
+        """
+        return fields_from_dict(cls, data)
+
+    def save(self, path: str | Path) -> None:
+        """Save :meth:`to_dict` to a ``.json`` file (lossless for the numbers)."""
+        Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls: type[_Result], path: str | Path) -> _Result:
+        """Load a result written by :meth:`save`."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(
+                f"No {cls.__name__} file at {str(path)!r}; pass the .json written by save()."
+            )
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{str(path)!r} is not a JSON file written by save(): {error}"
+            ) from None
+        return fields_from_dict(cls, data)
+
+    @staticmethod
+    def validate_saved(values: dict[str, Any]) -> None:
+        r"""Check loaded field values that must agree with each other (nothing by default)."""
+
+
 @dataclass
-class EagleResult:
+class EagleResult(SavedFields):
     r"""Everything one Eagle explanation found.
 
     ``r`` below indexes prefixes of the order: ``r = 0`` is the empty set, ``r = N`` all regions.
@@ -77,6 +144,11 @@ class EagleResult:
     def n_regions(self) -> int:
         return int(self.order.numel())
 
+    @staticmethod
+    def validate_saved(values: dict[str, Any]) -> None:
+        r"""A loaded order, mask, saliency and tokens must describe the same regions."""
+        _check_saved_regions(values)
+
     def attribution_map(self) -> torch.Tensor:
         """The saliency map ``(1, 1, H, W)``: each pixel takes its region's value."""
         return self.region_attribution[self.feature_mask]
@@ -113,90 +185,80 @@ class EagleResult:
 
         return plot_explanation(self, sample, show=show, **kwargs)
 
-    def to_dict(self) -> dict[str, Any]:
-        r"""JSON-ready dictionary, one key per saved field (tensors as nested lists).
 
-        Integer tensors come back as ``int64`` and real ones as ``float32`` (the dtypes of a
-        result) in :meth:`from_dict`, which inverts this.
-        """
-        data: dict[str, Any] = {}
-        for item in _saved_fields(type(self)):
-            value = getattr(self, item.name)
-            if isinstance(value, torch.Tensor):
-                value = value.tolist()
-            elif isinstance(value, dict):
-                value = {
-                    k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in value.items()
-                }
-            data[item.name] = value
-        plain: dict[str, Any] = json.loads(json.dumps(data))
-        return plain
+def fields_to_dict(result: Any) -> dict[str, Any]:
+    r"""A dataclass result as a JSON-ready dictionary, one key per saved field.
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EagleResult:
-        r"""Rebuild a result from :meth:`to_dict` (or an older file without ``search_options``).
+    Tensors become nested lists, nested dataclasses dictionaries (recursively), tuples lists;
+    fields with ``metadata={"saved": False}`` are left out. :func:`fields_from_dict` inverts it
+    from the type hints. Used by :class:`EagleResult` and :class:`~captum_eagle.joint.JointResult`.
+    """
+    plain: dict[str, Any] = json.loads(json.dumps(_encode(result)))
+    return plain
 
-        Examples::
 
-            >>> import torch
-            >>> result = EagleResult(
-            ...     order=torch.tensor([1, 0]), objective=torch.zeros(3), gains=torch.zeros(2),
-            ...     insight=torch.zeros(3), necessity=torch.zeros(3),
-            ...     trajectories=torch.zeros(1, 3), removal_trajectories=torch.zeros(1, 3),
-            ...     region_attribution=torch.tensor([0.0, 1.0]),
-            ...     token_attribution=torch.zeros(1, 2),
-            ...     influence={}, influence_area={}, target_tokens=["cat"], answer="cat",
-            ...     search="stochastic", forwards=6, seconds=0.1,
-            ...     feature_mask=torch.tensor([[[[0, 1]]]]), search_options={"seed": 3},
-            ... )
-            >>> loaded = EagleResult.from_dict(result.to_dict())
-            >>> loaded.order, loaded.search_options, loaded.region_attribution.dtype
-            (tensor([1, 0]), {'seed': 3}, torch.float32)
-        """
-        if not isinstance(data, dict):
-            raise TypeError(f"An EagleResult is a dict from to_dict(); got {type(data).__name__}.")
-        saved = _saved_fields(cls)
-        unknown = sorted(set(data) - {item.name for item in saved})
-        if unknown:
-            raise ValueError(f"Unknown EagleResult keys {unknown}; is this an Eagle result?")
-        hints = get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for item in saved:
-            if item.name not in data:
-                if item.default_factory is MISSING and item.default is MISSING:
-                    raise ValueError(f"The saved result lacks {item.name!r}; it is required.")
-                continue
-            value, hint = data[item.name], hints[item.name]
-            if get_origin(hint) is dict and not isinstance(value, dict):
-                raise ValueError(f"The saved result's {item.name!r} must be a dict.")
-            if hint is torch.Tensor:
-                value = _tensor(value, item.name)
-            elif get_origin(hint) is dict and get_args(hint)[1] is torch.Tensor:
-                value = {key: _tensor(entry, item.name) for key, entry in value.items()}
-            values[item.name] = value
-        _check_saved_regions(values)
-        return cls(**values)
+def fields_from_dict(cls: type[_Result], data: dict[str, Any]) -> _Result:
+    r"""Rebuild a dataclass result of type ``cls`` from :func:`fields_to_dict`.
 
-    def save(self, path: str | Path) -> None:
-        """Save :meth:`to_dict` to a ``.json`` file (lossless for the numbers)."""
-        Path(path).write_text(json.dumps(self.to_dict()))
+    Values are converted by the field's type hint: tensors (integers as ``int64``, reals as
+    ``float32``), nested dataclasses, ``list[...]``, ``tuple[..., ...]`` and ``dict[str, ...]``.
+    Fields with a default may be missing (older files).
 
-    @classmethod
-    def load(cls, path: str | Path) -> EagleResult:
-        """Load a result written by :meth:`save`."""
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"No EagleResult file at {str(path)!r}; pass the .json save().")
-        try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"{str(path)!r} is not a JSON file written by save(): {error}"
-            ) from None
-        return cls.from_dict(data)
+    Raises:
+        ValueError: ``data`` has a key that is not a saved field, or lacks a required one.
+    """
+    if not isinstance(data, dict):
+        raise TypeError(f"A saved {cls.__name__} is a JSON object; got {type(data).__name__}.")
+    saved = _saved_fields(cls)
+    unknown = sorted(set(data) - {item.name for item in saved})
+    if unknown:
+        raise ValueError(f"Unknown {cls.__name__} keys {unknown}; is this a {cls.__name__}?")
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for item in saved:
+        if item.name not in data:
+            if item.default_factory is MISSING and item.default is MISSING:
+                raise ValueError(f"The saved {cls.__name__} lacks {item.name!r}; it is required.")
+            continue
+        values[item.name] = _decode(data[item.name], hints[item.name], f"{item.name!r}")
+    cls.validate_saved(values)  # type: ignore[attr-defined]  # SavedFields subclasses
+    return cls(**values)
 
 
 def _saved_fields(cls: type) -> list[Any]:
     return [item for item in fields(cls) if item.metadata.get("saved", True)]
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if is_dataclass(value) and not isinstance(value, type):
+        saved = _saved_fields(type(value))
+        return {item.name: _encode(getattr(value, item.name)) for item in saved}
+    if isinstance(value, dict):
+        return {key: _encode(entry) for key, entry in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(entry) for entry in value]
+    return value
+
+
+def _decode(value: Any, hint: Any, name: str) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is torch.Tensor:
+        return _tensor(value, name)
+    if isinstance(hint, type) and is_dataclass(hint):
+        return fields_from_dict(hint, value)
+    if origin is dict and args:
+        if not isinstance(value, dict):
+            raise ValueError(f"The saved result's {name} must be a dict; the file is corrupt.")
+        return {key: _decode(entry, args[1], name) for key, entry in value.items()}
+    if origin in (list, tuple) and args and not isinstance(value, list):
+        raise ValueError(f"The saved result's {name} must be a list; the file is corrupt.")
+    if origin is list and args:
+        return [_decode(entry, args[0], name) for entry in value]
+    if origin is tuple and args:
+        return tuple(_decode(entry, args[0], name) for entry in value)
+    return value
 
 
 def _tensor(values: Any, name: str) -> torch.Tensor:
@@ -205,7 +267,7 @@ def _tensor(values: Any, name: str) -> torch.Tensor:
         tensor = torch.tensor(values)
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(
-            f"The saved result's {name!r} is not a (nested) list of numbers; the file is corrupt."
+            f"The saved result's {name} is not a (nested) list of numbers; the file is corrupt."
         ) from None
     return tensor.float() if tensor.is_floating_point() else tensor
 
@@ -391,13 +453,51 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
         ``inputs`` must hold one image ``(1, 3, H, W)`` (or be an ``ImageMaskInput``); for a
         batch, call :meth:`attribute` (maps) or :meth:`explain` once per image (results).
         """
-        if isinstance(inputs, torch.Tensor) and inputs.ndim == 4 and inputs.shape[0] != 1:
-            raise ValueError(
-                f"explain() takes one image; got a batch of {inputs.shape[0]}. Call explain() "
-                "per image (inputs[i : i + 1]), or attribute() for the maps of the batch."
-            )
+        _check_one_image(inputs)
         (run,) = self._validated_runs(**_arguments(locals()))
         return self._run(run, inputs, show_progress)
+
+    def explain_joint(
+        self,
+        inputs: torch.Tensor | ImageMaskInput,
+        text_features: TextFeatureSpec = "words",
+        **arguments: Any,
+    ) -> JointResult:
+        r"""Order the image regions and the prompt's words together (one image).
+
+        The keyword ``arguments`` are those of :meth:`explain` (``additional_forward_args``,
+        ``feature_mask``, ``baselines``, ``target``, ``search``, ...); ``text_features`` is
+        ``"words"`` (default) or spans of the prompt, as in
+        :func:`captum_eagle.joint.explain_joint`, which does the work. From a Captum
+        ``ImageMaskInput``, the result's ``to_captum().plot_image_heatmap()`` works.
+
+        Returns:
+            :class:`~captum_eagle.joint.JointResult`
+        """
+        from captum_eagle.joint import explain_joint  # joint builds on this module
+
+        _check_one_image(inputs)
+        bound = inspect.signature(self.explain).bind(inputs, **arguments)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        show_progress = values.pop("show_progress")
+        (run,) = self._validated_runs(**values)
+        scorer = run.scorer
+        result = explain_joint(
+            scorer.wrapper,
+            scorer.sample,
+            scorer.feature_mask,
+            text_features,
+            baselines=scorer.baseline,
+            search=run.strategy,
+            insight_weight=scorer.insight_weight,
+            necessity_weight=scorer.necessity_weight,
+            batch_size=_batch_size(values["perturbations_per_eval"], values["batch_size"]),
+            show_progress=show_progress,
+            image=scorer.image,
+        )
+        result.inputs = inputs if isinstance(inputs, ImageMaskInput) else None
+        return result
 
     def _validated_runs(
         self,
@@ -473,6 +573,14 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
         result.inputs = inputs if isinstance(inputs, ImageMaskInput) else None
         self.last_result = result
         return result
+
+
+def _check_one_image(inputs: torch.Tensor | ImageMaskInput) -> None:
+    if isinstance(inputs, torch.Tensor) and inputs.ndim == 4 and inputs.shape[0] != 1:
+        raise ValueError(
+            f"explain() takes one image; got a batch of {inputs.shape[0]}. Call explain() "
+            "per image (inputs[i : i + 1]), or attribute() for the maps of the batch."
+        )
 
 
 def _arguments(values: dict[str, Any]) -> dict[str, Any]:

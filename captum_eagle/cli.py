@@ -3,7 +3,9 @@ r"""The ``captum-eagle`` command.
 ``captum-eagle explain [IMAGE] --out out.png [--json out.json]`` explains which image regions made
 a multimodal LLM write each word of its answer, and draws the summary figure
 (:func:`captum_eagle.viz.plot_explanation`). Without ``IMAGE`` it explains a generated scene
-(seeded) with the bundled shapes model, offline (about 30 s on a two-core CPU).
+(seeded) with the bundled shapes model, offline (about 30 s on a two-core CPU). With
+``--text-features words`` (or prompt character spans ``0:5,10:14``) the prompt's words are
+ordered together with the regions and the figure is :func:`captum_eagle.viz.plot_joint`.
 
 ``captum-eagle run MANIFEST --out DIR ...`` runs a whole data set (see :mod:`captum_eagle.run`;
 also ``python -m captum_eagle.run``).
@@ -30,12 +32,14 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
+from captum_eagle.joint import JointResult
 from captum_eagle.registry import UnknownNameError
 from captum_eagle.run import RunConfig, RunnerError, list_methods, merge, run
 from captum_eagle.run.config import POINTING
 from captum_eagle.run.shards import loading_progress
 from captum_eagle.run.store import eagle_record
 from captum_eagle.search import get_search, list_searches
+from captum_eagle.text_features import TextFeatureSpec, parse_text_features
 
 __all__ = [
     "DEFAULT_MODEL_BATCH_SIZE",
@@ -169,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
         default=32,
         help="answer length when no --target is given (default: %(default)s)",
     )
+    explain_parser.add_argument(
+        "--text-features",
+        help="also attribute to the prompt: 'words' (every word) or character spans of the "
+        "prompt '0:5,10:14'; the PNG then shows the image heatmap, the prompt words shaded by "
+        "score and the image / prompt reliance of each answer token",
+    )
     explain_parser.add_argument("--out", required=True, help="PNG file to write")
     explain_parser.add_argument("--json", help="JSON file to write (order, gains, tokens, ...)")
     explain_parser.add_argument("--dpi", type=int, default=90, help="PNG resolution (default: 90)")
@@ -220,6 +230,9 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pointing", choices=POINTING, default=defaults.pointing)
     parser.add_argument("--baseline", type=float, default=defaults.baseline)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--text-features", help="joint mode (Eagle): 'words' or prompt spans '0:5,10:14'"
+    )
     parser.add_argument(
         "--max-samples", type=int, help="stop after this many samples per process (resume later)"
     )
@@ -309,15 +322,20 @@ def main(argv: list[str] | None = None) -> int:
             json_out=args.json,
             dpi=args.dpi,
             show_progress=not args.no_progress,
+            text_features=args.text_features,
         )
     except USER_ERRORS as error:
         return _report("explain", error)
     result = summary["result"]
+    joint = summary.get("joint")
+    top = "features" if joint else "regions"
     print(
         f"answer: {result['answer']!r}\n"
-        f"top regions: {result['order'][:5]} of {len(result['order'])}; "
+        f"top {top}: {result['order'][:5]} of {len(result['order'])}; "
         f"{result['forwards']} forwards in {result['seconds']:.1f} s\n"
-        f"wrote {args.out}" + (f" and {args.json}" if args.json else "")
+        + (f"image reliance per token: {joint['reliance']}\n" if joint else "")
+        + f"wrote {args.out}"
+        + (f" and {args.json}" if args.json else "")
     )
     return 0
 
@@ -338,6 +356,7 @@ def explain(
     json_out: str | Path | None = None,
     dpi: int = 90,
     show_progress: bool = True,
+    text_features: str | None = None,
 ) -> dict[str, Any]:
     r"""What ``captum-eagle explain`` does, callable from Python.
 
@@ -360,11 +379,18 @@ def explain(
         json_out (str or Path, optional): the JSON to write.
         dpi (int): PNG resolution.
         show_progress (bool): tqdm progress bar on stderr.
+        text_features (str, optional): ``"words"`` or prompt character spans ``"0:5,10:14"``:
+            order the image regions and these prompt features together
+            (:func:`captum_eagle.joint.explain_joint`) and draw
+            :func:`captum_eagle.viz.plot_joint`. Default: image regions only.
 
     Returns:
         dict: the JSON content: ``image``, ``model``, ``prompt``, ``requested_regions`` and
         ``result``, the :class:`~captum_eagle.EagleResult` as :meth:`EagleResult.to_dict` writes
         it (``answer``, ``target_tokens``, ``order``, ``gains``, ``influence``, ``forwards``, ...).
+        With ``text_features``, ``result`` is the joint search's (feature ids: regions, then
+        prompt features) and ``joint`` holds the :class:`~captum_eagle.joint.JointResult`
+        without it (``feature_kinds``, ``text_features``, ``reliance``).
 
     Raises:
         CommandError: for a missing or unreadable image, a model not available offline,
@@ -373,6 +399,7 @@ def explain(
     """
     if regions < 2:
         raise CommandError(f"--regions must be at least 2 (got {regions}).")
+    spec = None if text_features is None else parse_text_features(text_features)
     for option, value in (("--dpi", dpi), ("--max-new-tokens", max_new_tokens)):
         if value < 1:
             raise CommandError(f"{option} must be at least 1 (got {value}).")
@@ -408,6 +435,7 @@ def explain(
             json_out=json_out,
             dpi=dpi,
             show_progress=show_progress,
+            text_features=spec,
         )
     finally:
         torch.set_num_threads(previous_threads)
@@ -429,8 +457,9 @@ def _explain(
     json_out: str | Path | None,
     dpi: int,
     show_progress: bool,
+    text_features: TextFeatureSpec | None,
 ) -> dict[str, Any]:
-    from captum_eagle.attribution import EagleAttribution
+    from captum_eagle.attribution import EagleAttribution, EagleResult
     from captum_eagle.masks import FeatureMask
 
     picture, source = _load_image(image, seed, scene)
@@ -447,21 +476,28 @@ def _explain(
             f"SLICO found a single region in this {tuple(sample.image.shape[-2:])} image; "
             "ask for more --regions."
         )
-    result = EagleAttribution(wrapper).explain(
-        sample.image,
-        additional_forward_args=(sample,),
-        feature_mask=mask,
-        search=strategy,
-        batch_size=batch_size,
-        show_progress=show_progress,
-    )
-    summary = {
+    eagle = EagleAttribution(wrapper)
+    arguments: dict[str, Any] = {
+        "additional_forward_args": (sample,),
+        "feature_mask": mask,
+        "search": strategy,
+        "batch_size": batch_size,
+        "show_progress": show_progress,
+    }
+    summary: dict[str, Any] = {
         "image": source,
         "model": model,
         "prompt": prompt,
         "requested_regions": regions,
-        "result": eagle_record(result),
     }
+    result: EagleResult | JointResult
+    if text_features is None:
+        result = eagle.explain(sample.image, **arguments)
+        summary["result"] = eagle_record(result)
+    else:
+        result = eagle.explain_joint(sample.image, text_features, **arguments)
+        joint = result.to_dict()
+        summary["result"], summary["joint"] = joint.pop("eagle"), joint
     _write_png(result, sample, out, dpi)
     if json_out is not None:
         _write(json_out, lambda path: path.write_text(json.dumps(summary, indent=1)))
@@ -532,7 +568,9 @@ def _strategy(search: str, seed: int) -> Any:
 def _write_png(result: Any, sample: Any, out: str | Path, dpi: int) -> None:
     from captum_eagle.viz import plot_explanation
 
-    fig, _ = plot_explanation(result, sample)
+    fig, _ = (
+        result.show(sample) if isinstance(result, JointResult) else plot_explanation(result, sample)
+    )
     _write(out, lambda path: fig.savefig(path, dpi=dpi))
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from captum.attr import LLMAttributionResult
+from captum.attr import ImageMaskInput, LLMAttributionResult
 from torch import nn
 
-from captum_eagle.attribution import EagleResult, summarise_search
+from captum_eagle.attribution import EagleResult, SavedFields, summarise_search
 from captum_eagle.masks import FeatureMask, as_feature_mask
 from captum_eagle.objective import SubsetScorer
 from captum_eagle.reliance import modality_reliance
@@ -59,6 +59,7 @@ class JointScorer(SubsetScorer):
         insight_weight (float): weight of the insight term. Default: 1.
         necessity_weight (float): weight of the necessity term. Default: 1.
         batch_size (int, optional): rows per model forward. Default: the wrapper's.
+        image (Tensor, optional): the image to perturb. Default: ``sample.image``.
 
     Examples::
 
@@ -90,6 +91,7 @@ class JointScorer(SubsetScorer):
         insight_weight: float = 1.0,
         necessity_weight: float = 1.0,
         batch_size: int | str | None = None,
+        image: torch.Tensor | None = None,
     ) -> None:
         if not text_features or not all(isinstance(f, TextFeature) for f in text_features):
             raise ValueError(
@@ -105,6 +107,7 @@ class JointScorer(SubsetScorer):
             insight_weight=insight_weight,
             necessity_weight=necessity_weight,
             batch_size=batch_size,
+            image=image,
         )
         self.n_image_regions = feature_mask.n_regions
         self.text_features = list(text_features)
@@ -151,10 +154,12 @@ class JointScorer(SubsetScorer):
 
 
 @dataclass
-class JointResult:
+class JointResult(SavedFields):
     r"""A joint explanation: one order over image regions and prompt features.
 
-    Feature ids ``0..N_img−1`` are image regions, ``N_img..`` the prompt features.
+    Feature ids ``0..N_img−1`` are image regions, ``N_img..`` the prompt features. Saved and
+    loaded like :class:`~captum_eagle.attribution.EagleResult` (``to_dict`` / ``from_dict`` /
+    ``save`` / ``load``, field by field).
 
     Attributes:
         eagle (EagleResult): the order ``π`` over all features, gains, objective, per-token
@@ -166,12 +171,14 @@ class JointResult:
         reliance (Tensor): ``(T,)`` per target token, the image's share of the positive
             insertion gains (:func:`captum_eagle.reliance.modality_reliance`); NaN where no
             feature raised the token.
+        inputs: the Captum ``ImageMaskInput`` explained, if any (not saved).
     """
 
     eagle: EagleResult
     feature_kinds: list[str]
     text_features: list[TextFeature]
     reliance: torch.Tensor = field(repr=False)
+    inputs: Any = field(default=None, repr=False, compare=False, metadata={"saved": False})
 
     @property
     def n_image_regions(self) -> int:
@@ -210,15 +217,35 @@ class JointResult:
         r"""As a Captum ``LLMAttributionResult`` over regions and prompt features.
 
         ``input_tokens`` are :attr:`feature_labels`, ``seq_attr`` the joint saliency,
-        ``token_attr`` the per-token gains ``(T, N)``; ``plot_token_attr()`` draws them.
+        ``token_attr`` the per-token gains ``(T, N)``; ``plot_token_attr()`` draws them. If the
+        explanation started from a Captum ``ImageMaskInput``
+        (``EagleAttribution(wrapper).explain_joint(image_mask_input, ...)``),
+        ``plot_image_heatmap()`` draws the image regions' columns on its image.
         """
+        inp = self.inputs if isinstance(self.inputs, ImageMaskInput) else None
+        if inp is not None and inp.n_itp_features != self.n_image_regions:
+            raise ValueError(
+                f"The ImageMaskInput has {inp.n_itp_features} regions but the attribution "
+                f"{self.n_image_regions}; some regions vanished when resized to the model's grid."
+            )
         return LLMAttributionResult(
             input_tokens=self.feature_labels,
             output_tokens=list(self.eagle.target_tokens),
             seq_attr=self.eagle.region_attribution.clone(),
             token_attr=self.eagle.token_attribution.clone(),
             output_probs=self.eagle.trajectories[:, -1].clone(),
+            inp=inp,
         )
+
+    def show(self, sample: PreparedSample, *, show: bool = False, **kwargs: Any) -> Any:
+        r"""The joint figure: image heatmap, prompt words shaded by score, reliance per token.
+
+        Returns ``(fig, axes)`` from :func:`captum_eagle.viz.plot_joint`; ``show=True`` also
+        displays it.
+        """
+        from captum_eagle.viz import plot_joint
+
+        return plot_joint(self, sample, show=show, **kwargs)
 
 
 def explain_joint(
@@ -232,8 +259,10 @@ def explain_joint(
     search: str | SearchStrategy = "exact",
     insight_weight: float = 1.0,
     necessity_weight: float = 1.0,
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
     show_progress: bool = False,
+    *,
+    image: torch.Tensor | None = None,
 ) -> JointResult:
     r"""Order image regions and prompt words together by the Eagle objective.
 
@@ -248,13 +277,15 @@ def explain_joint(
         text_baseline (str or int): token that replaces a removed prompt feature: ``"pad"``
             (default, chosen by measurement, see :mod:`captum_eagle.text_features`), ``"unk"``,
             a one-token word or a token id.
-        target: which answer tokens to explain (see :meth:`PreparedSample.with_targets`).
+        target: which answer tokens to explain (see :meth:`PreparedSample.with_target_tokens`).
             Default: the sample's targets.
         search (str or SearchStrategy): a search strategy name or instance. Default: ``"exact"``.
         insight_weight (float): weight of the insight term. Default: 1.
         necessity_weight (float): weight of the necessity term. Default: 1.
-        batch_size (int, optional): rows per forward. Default: the wrapper's.
+        batch_size (int or "auto", optional): rows per forward. Default: the wrapper's.
         show_progress (bool): show a progress bar. Default: False.
+        image (Tensor, optional): the image to perturb, ``(1, 3, H, W)`` at the sample's size.
+            Default: ``sample.image``.
 
     Returns:
         JointResult
@@ -285,10 +316,12 @@ def explain_joint(
         insight_weight=insight_weight,
         necessity_weight=necessity_weight,
         batch_size=batch_size,
+        image=image,
     )
     strategy = get_search(search)
     order = torch.tensor(run_search(strategy, scorer, show_progress=show_progress))
     eagle = summarise_search(scorer, order, strategy.name)
+    eagle.search_options = strategy.options()
     eagle.seconds = time.perf_counter() - started
     kinds = ["image"] * scorer.n_image_regions + ["text"] * len(scorer.text_features)
     is_image = torch.tensor([kind == "image" for kind in kinds])
@@ -411,7 +444,7 @@ def _joint_scorer(
             f"sample must be a PreparedSample from wrapper.prepare(...); got {type(sample)}."
         )
     if target is not None:
-        sample = sample.with_targets(target)
+        sample = sample.with_target_tokens(target)
     mask = as_feature_mask(feature_mask, sample.image)
     features = prompt_features(wrapper.tokenizer, sample, text_features)
     return JointScorer(wrapper, sample, mask, features, **options)

@@ -158,6 +158,39 @@ def prompt_features(
     return _merge_shared_tokens(features, sample.prompt, user_spans)
 
 
+def parse_text_features(text: str) -> TextFeatureSpec:
+    r"""A ``text_features`` value from its command-line / manifest form.
+
+    ``"words"`` stays ``"words"``; ``"0:5,10:14"`` becomes the character spans
+    ``[(0, 5), (10, 14)]`` of the prompt (checked against the prompt later, by
+    :func:`prompt_features`).
+
+    Raises:
+        ValueError: anything else, with the accepted forms.
+
+    Examples::
+
+        >>> parse_text_features("words"), parse_text_features("0:5, 10:14")
+        ('words', [(0, 5), (10, 14)])
+    """
+    if not isinstance(text, str):
+        raise TypeError(
+            f"text_features must be a string such as 'words' or '0:5,10:14'; got {text!r}."
+        )
+    if text.strip() == "words":
+        return "words"
+    spans = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", part)
+        if match is None:
+            raise ValueError(
+                f"text features {text!r}: expected 'words' or character spans of the prompt "
+                "'start:end,start:end' (e.g. '0:5,10:14')."
+            )
+        spans.append((int(match[1]), int(match[2])))
+    return spans
+
+
 def text_baseline_id(tokenizer: Any, text_baseline: str | int = DEFAULT_TEXT_BASELINE) -> int:
     r"""The token id that replaces a removed prompt feature.
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 from captum.attr import visualization as captum_visualization
+from matplotlib import colormaps, patheffects
 from matplotlib import colors as mcolors
-from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure, SubFigure
@@ -32,6 +32,7 @@ from captum_eagle.maps import cumulative_area, pixel_scores
 
 if TYPE_CHECKING:
     from captum_eagle.attribution import EagleResult
+    from captum_eagle.joint import JointResult
     from captum_eagle.metrics import Curve
     from captum_eagle.wrapper import PreparedSample
 
@@ -44,6 +45,7 @@ __all__ = [
     "plot_curves",
     "plot_explanation",
     "plot_hallucination",
+    "plot_joint",
     "plot_methods",
     "plot_token_influence",
 ]
@@ -797,3 +799,133 @@ def plot_hallucination(
         fig.suptitle(question, fontsize=_FONT + 2)
     _finish(show)
     return fig, axes
+
+
+# -- joint image + prompt explanations -------------------------------------------------------------
+def plot_joint(
+    result: JointResult,
+    sample: PreparedSample,
+    *,
+    label_top: int = 3,
+    title: str | None = None,
+    show: bool = False,
+) -> tuple[Figure, dict[str, Axes]]:
+    r"""The joint figure: image heatmap, prompt words shaded by score, reliance per answer token.
+
+    Panels: the image regions' saliency overlaid on the image (the first ``label_top`` image
+    regions of the order outlined and numbered by rank among the regions); the prompt's words,
+    each on a box shaded by its saliency on the same ``[0, 1]`` scale as the regions (``viridis``);
+    and per answer token a bar split into the image's share and the prompt's share of the
+    positive insertion gains (:mod:`captum_eagle.reliance`; a hatched grey bar where nothing raised
+    the token and the share is undefined).
+
+    Args:
+        result (JointResult): from :func:`captum_eagle.joint.explain_joint`.
+        sample (PreparedSample): the explained sample (its ``image`` and ``prompt``).
+        label_top (int): outline and number the first image regions of the order. Default: 3.
+        title (str, optional): figure title. Default: the prompt and the answer.
+        show (bool): call ``plt.show()``. Default: False.
+
+    Returns:
+        ``(fig, axes)`` with ``axes`` a dict: ``"image"``, ``"prompt"``, ``"reliance"``.
+
+    Examples::
+
+        >>> from PIL import Image
+        >>> from captum_eagle import FeatureMask, MLLMForwardWrapper
+        >>> from captum_eagle.joint import explain_joint
+        >>> from captum_eagle.testing import tiny_model
+        >>> from captum_eagle.viz import plot_joint
+        >>> wrapper = MLLMForwardWrapper(*tiny_model("llava"))
+        >>> sample = wrapper.prepare(Image.new("RGB", (32, 32), "red"), "is there a cat?", "yes")
+        >>> result = explain_joint(wrapper, sample, FeatureMask.grid(sample.image, 2, 1))
+        >>> fig, axes = plot_joint(result, sample)
+        >>> [text.get_text() for text in axes["prompt"].texts][1:]
+        ['is', 'there', 'a', 'cat', '?']
+    """
+    mask = result.eagle.feature_mask
+    if tuple(mask.shape[-2:]) != tuple(sample.image.shape[-2:]) or any(
+        sample.prompt[f.start : f.end] != f.text for f in result.text_features
+    ):
+        raise ValueError(
+            "The result's regions or prompt words do not match the sample (image "
+            f"{tuple(sample.image.shape[-2:])}, prompt {sample.prompt!r}); pass the sample that "
+            "was explained."
+        )
+    fig = _new_figure((10.0, 4.6), show)
+    left, right = cast(np.ndarray, fig.subfigures(1, 2, width_ratios=(1.0, 1.35)))
+    prompt_ax, reliance_ax = right.subplots(2, 1, height_ratios=(0.5, 1.0))
+    axes = {"image": left.add_subplot(), "prompt": prompt_ax, "reliance": reliance_ax}
+    picture = _image_hwc(sample.image)
+    plot_attribution(
+        result.attribution_map(),
+        picture,
+        ax=axes["image"],
+        colorbar=True,
+        outlier_perc=0,
+        title=f"image regions ({result.n_image_regions})",
+    )
+    image_order = [r for r in result.order.tolist() if r < result.n_image_regions]
+    _number_regions(axes["image"], _labels_hw(mask), image_order[:label_top])
+    _shaded_words(axes["prompt"], result.text_features, result.text_scores.tolist())
+    _draw_reliance(axes["reliance"], result.eagle.target_tokens, result.reliance)
+    fig.suptitle(title or f"{sample.prompt!r} → {sample.answer!r}", fontsize=_FONT + 2)
+    _finish(show)
+    return fig, axes
+
+
+def _shaded_words(ax: Axes, features: Sequence[Any], scores: Sequence[float]) -> None:
+    """Write the prompt features left to right, each on a box coloured by its score."""
+    ax.set_axis_off()
+    cmap = colormaps[_MAP_CMAP]
+    anchor: Any = ax.text(
+        0.0, 0.5, "prompt:", transform=ax.transAxes, fontsize=_FONT + 1, va="center", color="0.2"
+    )
+    for feature, score in zip(features, scores, strict=True):
+        red, green, blue, _ = cmap(float(score))
+        light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+        anchor = ax.annotate(
+            feature.text,
+            xy=(1.0, 0.5),
+            xycoords=anchor,
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=_FONT + 1,
+            color="black" if light else "white",
+            bbox={"boxstyle": "round,pad=0.3", "facecolor": (red, green, blue), "linewidth": 0},
+        )
+    ax.set_title("prompt words, shaded by saliency (same scale as the regions)", fontsize=_FONT)
+
+
+def _draw_reliance(ax: Axes, tokens: Sequence[str], reliance: torch.Tensor) -> None:
+    """Per token, a bar of height 1 split into the image's and the prompt's share."""
+    values = reliance.double().numpy()
+    positions = np.arange(len(tokens))
+    undefined = np.isnan(values)
+    image = np.where(undefined, 0.0, values)
+    ax.bar(positions, image, color=PERCEPTION_COLOUR, label="image", width=0.6)
+    ax.bar(
+        positions,
+        np.where(undefined, 0.0, 1 - image),
+        bottom=image,
+        color=LANGUAGE_PRIOR_COLOUR,
+        label="prompt",
+        width=0.6,
+    )
+    ax.bar(
+        positions,
+        undefined.astype(float),
+        color="0.85",
+        hatch="//",
+        label="undefined (no gain)",
+        width=0.6,
+    )
+    ax.set_xticks(
+        positions, [_token_label(t) for t in tokens], rotation=45 if len(tokens) > 6 else 0
+    )
+    ax.set_ylim(0, 1)
+    ax.set_xlim(-0.75, max(len(tokens), 3) - 0.25)
+    ax.set_ylabel("share of positive gains", fontsize=_FONT)
+    ax.set_title("modality reliance per answer token", fontsize=_FONT)
+    ax.legend(fontsize=_FONT - 1, loc="upper right", framealpha=0.9)

@@ -297,3 +297,41 @@ def test_speed_benchmark_full_run_matches_naive_order(capsys) -> None:
     # step with two candidates left reuses 4 images of step 1
     assert int(cells[1]) == n * (n + 1) - 4
     assert float(cells[5]) > 0 and cells[7] == "yes"
+
+
+# -- joint image + prompt ground truth (benchmarks/joint.py) ------------------------------------
+def test_joint_benchmark_scores_a_case_and_reports_it(llava, tmp_path) -> None:
+    from benchmarks import joint
+
+    assert joint.auc(torch.tensor([0.0, 1.0, 1.0])) == pytest.approx(0.75)
+    mean, low, high = joint.bootstrap([0.0, 1.0, 1.0, 1.0])
+    assert mean == 0.75 and 0.0 <= low < mean < high <= 1.0
+    sample = llava.prepare(np.zeros((32, 32, 3), np.uint8), "is there a red cat ?", "yes")
+    scene = Scene(np.zeros((32, 32, 3), np.uint8), [], "", [], "plain", 7)
+    mask = FeatureMask.grid(sample.image, 2, 1)
+    on_region_0 = (mask.mask[0, 0] == 0).numpy()
+    scene.objects.append(SceneObject("red", "cat", on_region_0, (0, 0, 31, 31)))
+    assert joint.object_regions(mask, scene, [0]) == [True, False]
+    question = type("Question", (), {"colour": "red", "shape": "cat", "evidence": [0]})()
+    with pytest.MonkeyPatch.context() as patch:  # the benchmark's SLICO regions → the grid
+        patch.setattr(joint.FeatureMask, "slico", lambda image, n: mask)
+        records = joint.explain_case(llava, scene, question, sample, regions=2)
+    assert [r["method"] for r in records] == list(joint.METHODS)
+    eagle, ablation = records[0], records[1]
+    assert eagle["text_features"] == ["is", "there", "a", "red", "cat", "?"]
+    assert sorted(eagle["order"]) == list(range(8)) and eagle["n_samples"] is None
+    assert records[2]["n_samples"] == eagle["forwards"]  # KernelShap at Eagle's budget
+    assert records[4]["n_samples"] == max(1, eagle["forwards"] // 8)  # Shapley permutations
+    assert ablation["forwards"] <= 9 and eagle["region_chance"] == 0.5
+    for record in records:
+        first_text = next(i for i in record["order"] if i >= 2) - 2
+        assert record["top_text"] == (record["text_features"][first_text] in ("red", "cat"))
+        first_region = next(i for i in record["order"] if i < 2)
+        assert record["top_region"] == (first_region == 0)
+        assert 0 <= record["insertion"] <= 1 and 0 <= record["deletion"] <= 1
+    path = tmp_path / "joint.jsonl"
+    header = {"record": "header", "command": "c", "machine": faithfulness.machine()}
+    header |= {"weights": {"model": "tiny"}, "minutes": 0.1, "explained": 1}
+    path.write_text("\n".join(map(joint.json.dumps, [header, *records])))
+    table = joint.report(*joint.read_jsonl([path]))
+    assert "| eagle | — |" in table and "n=1 |" in table and "**caption**" not in table

@@ -12,6 +12,7 @@ from PIL import Image
 
 from captum_eagle.attribution import EagleResult
 from captum_eagle.cli import main
+from captum_eagle.joint import JointResult
 from captum_eagle.zoo import DEFAULT_CAPTION_PROMPT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -191,3 +192,35 @@ def test_bad_command_lines_end_in_one_line(tmp_path, capsys, argv, message) -> N
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err, err
     assert err.startswith("captum-eagle") and message in err, err
+
+
+def test_explain_with_text_features_writes_the_joint_figure(tmp_path, capsys) -> None:
+    png, report = tmp_path / "joint.png", tmp_path / "joint.json"
+    question = "is there a red circle?"
+    argv = ["explain", "--regions", "6", "--prompt", question, "--max-new-tokens", "1"]
+    argv += ["--text-features", "words", "--out", str(png), "--json", str(report)]
+    assert main([*argv, "--no-progress"]) == 0
+    assert "image reliance per token: [" in capsys.readouterr().out
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+    data = json.loads(report.read_text())
+    assert set(data) == JSON_KEYS | {"joint"} and set(data["result"]) == RESULT_KEYS
+    joint = JointResult.from_dict({**data["joint"], "eagle": data["result"]})
+    assert [f.text for f in joint.text_features] == ["is", "there", "a", "red", "circle", "?"]
+    n = joint.n_image_regions + 6
+    assert sorted(joint.order.tolist()) == list(range(n)) and joint.reliance.shape == (1,)
+    spans = ["--text-features", "11:14,15:21"]
+    assert (
+        main([*argv[:-6], *spans, "--out", str(png), "--json", str(report), "--no-progress"]) == 0
+    )
+    labels = [f["text"] for f in json.loads(report.read_text())["joint"]["text_features"]]
+    assert labels == ["red", "circle"]
+
+
+@pytest.mark.parametrize(
+    ("spans", "message"),
+    [("0-3", "expected 'words' or character spans"), ("0:3,2:5", "overlap"), ("5:99", "outside")],
+)
+def test_bad_text_features_end_in_one_line(tmp_path, capsys, spans, message) -> None:
+    argv = ["explain", "--regions", "4", "--prompt", "is there a red circle?", "--no-progress"]
+    assert main([*argv, "--text-features", spans, "--out", str(tmp_path / "x.png")]) == 2
+    assert message in _one_line_error(capsys)

@@ -7,14 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import matplotlib
+import numpy
 import pytest
 import torch
-from captum.attr import FeatureAblation, KernelShap
+from captum.attr import FeatureAblation, ImageMaskInput, KernelShap
 from PIL import Image
 
-from captum_eagle import FeatureMask, MLLMForwardWrapper
-from captum_eagle.joint import JointForward, JointScorer, explain_joint
-from captum_eagle.search import get_search, list_searches, run_search
+from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper
+from captum_eagle.joint import JointForward, JointResult, JointScorer, explain_joint
+from captum_eagle.search import StochasticGreedy, get_search, list_searches, run_search
 from captum_eagle.testing import tiny_model
 from captum_eagle.text_features import prompt_features
 
@@ -134,6 +135,62 @@ def test_result_scores_reliance_and_captum_plot(llava) -> None:
     fig, _ = captum.plot_token_attr()
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == result.feature_labels
     matplotlib.pyplot.close(fig)
+
+
+def test_result_saves_and_loads_field_by_field(llava, tmp_path) -> None:
+    sample, mask, _ = _setup(llava)
+    result = explain_joint(llava, sample, mask, search=StochasticGreedy(fraction=0.5, seed=4))
+    path = tmp_path / "joint.json"
+    result.save(path)
+    loaded = JointResult.load(path)
+    assert loaded.text_features == result.text_features
+    assert isinstance(loaded.text_features[0].positions, tuple)
+    assert loaded.feature_kinds == result.feature_kinds
+    assert torch.equal(loaded.order, result.order) and loaded.order.dtype == torch.int64
+    torch.testing.assert_close(loaded.reliance, result.reliance, equal_nan=True)
+    torch.testing.assert_close(loaded.eagle.trajectories, result.eagle.trajectories)
+    assert loaded.eagle.search_options == result.eagle.search_options
+    assert loaded.eagle.search_options["seed"] == 4
+    assert loaded.feature_labels == result.feature_labels
+    with pytest.raises(ValueError, match="Unknown JointResult keys"):
+        JointResult.from_dict({**result.to_dict(), "regions": 3})
+    with pytest.raises(ValueError, match="lacks 'reliance'"):
+        JointResult.from_dict({k: v for k, v in result.to_dict().items() if k != "reliance"})
+
+
+def test_explain_with_text_features_from_an_image_mask_input(llava) -> None:
+    photo = Image.new("RGB", (32, 32), "red")
+    sample = llava.prepare(photo, QUESTION, "yes a red cat")
+    labels = torch.zeros(32, 32, dtype=torch.long)
+    labels[:, 16:] = 1
+    eagle = EagleAttribution(llava)
+    result = eagle.explain_joint(
+        ImageMaskInput(image=photo, mask=labels),
+        "words",
+        additional_forward_args=(sample,),
+        target=0,
+    )
+    assert isinstance(result, JointResult) and result.n_image_regions == 2
+    same = explain_joint(llava, sample, FeatureMask.from_labels(labels[None, None]), target=0)
+    assert torch.equal(result.order, same.order)
+    torch.testing.assert_close(result.eagle.objective, same.eagle.objective)
+    captum = result.to_captum()
+    assert captum.input_tokens[2:] == ["is", "there", "a", "red", "cat", "?"]
+    _, ax = captum.plot_image_heatmap(target_token_pos=0)
+    shown = numpy.asarray(ax.images[1].get_array())
+    assert shown.shape == (32, 32), shown.shape
+    expected = result.eagle.token_attribution[0, :2]
+    assert shown[0, 0] == pytest.approx(float(expected[0]), abs=1e-6)
+    assert shown[0, -1] == pytest.approx(float(expected[1]), abs=1e-6)
+    matplotlib.pyplot.close("all")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'text_baselines'"):
+        eagle.explain_joint(sample.image, additional_forward_args=(sample,), text_baselines=0)
+    with pytest.raises(ValueError, match="takes one image; got a batch of 2"):
+        eagle.explain_joint(sample.image.expand(2, -1, -1, -1), additional_forward_args=(sample,))
+    with pytest.raises(TypeError, match="text_features must be 'words'"):
+        eagle.explain_joint(
+            sample.image, 3, additional_forward_args=(sample,), feature_mask=labels[None, None]
+        )
 
 
 def test_target_selects_the_explained_tokens(llava) -> None:

@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from captum_eagle.joint import JointResult
 from captum_eagle.run import (
     RunConfig,
     RunnerError,
@@ -544,3 +545,28 @@ def test_a_run_over_a_file_that_is_no_manifest_stops_before_loading_the_model(
     assert code == 2 and "none of its 2 lines is a manifest entry" in error
     assert len(error.strip().splitlines()) == 1 and "Traceback" not in error
     assert not out.exists()  # nothing was written: the model was never loaded
+
+
+def test_joint_mode_records_text_scores_and_reliance(tmp_path: Path, model: str) -> None:
+    scene = generate_scene(4)
+    Image.fromarray(scene.image).save(tmp_path / "s.png")
+    question = scene.questions[0].text
+    rows = [{"id": "q", "image": "s.png", "prompt": question, "target": "yes"}]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = RunConfig(regions=6, max_new_tokens=3, text_features="words")
+    run(manifest, tmp_path / "out", model=model, config=config, show_progress=False)
+    record = load_results(tmp_path / "out")["q"]
+    joint = record["joint"]
+    words = [text for text, _ in joint["text_scores"]]
+    assert words == question.replace("?", " ?").split()
+    n = record["n_regions"] + len(words)
+    assert sorted(joint["order"]) == list(range(n)) and len(joint["feature_labels"]) == n
+    assert all(0 <= score <= 1 for _, score in joint["text_scores"])
+    assert len(joint["reliance"]) == 1 and joint["forwards"] > n
+    saved = JointResult.from_dict(load_sample(tmp_path / "out", "q")["joint"])
+    assert saved.order.tolist() == joint["order"]
+    with pytest.raises(ValueError, match="needs method='eagle'"):
+        RunConfig(method="lime", text_features="words")
+    with pytest.raises(ValueError, match="expected 'words' or character spans"):
+        RunConfig(text_features="all")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from matplotlib import colors as mcolors
 from PIL import Image
 
 from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper
+from captum_eagle.joint import explain_joint
 from captum_eagle.metrics import deletion_curve, insertion_curve
 from captum_eagle.testing import tiny_model
 from captum_eagle.viz import (
@@ -21,6 +24,7 @@ from captum_eagle.viz import (
     plot_curves,
     plot_explanation,
     plot_hallucination,
+    plot_joint,
     plot_methods,
     plot_token_influence,
 )
@@ -229,3 +233,34 @@ def test_plot_curve_draws_one_curve_and_its_tokens(explained) -> None:
     assert ax.get_xlabel() == "inserted area fraction"
     assert f"AUC {curve.auc:.3f}" in ax.get_legend().get_texts()[-1].get_text()
     assert curve.plot(ax=ax) is ax and len(ax.lines) == curve.n_tokens + 2
+
+
+def test_plot_joint_panels_words_and_reliance(tmp_path) -> None:
+    wrapper = MLLMForwardWrapper(*tiny_model("llava"), batch_size=16)
+    sample = wrapper.prepare(Image.new("RGB", (32, 32), "red"), "is there a red cat?", "yes a cat")
+    result = explain_joint(wrapper, sample, FeatureMask.grid(sample.image, 2, 2))
+    result.reliance = torch.tensor([0.25, float("nan"), 1.0])  # one of each kind of bar
+    fig, axes = plot_joint(result, sample, label_top=2)
+    assert list(axes) == ["image", "prompt", "reliance"]
+    words = axes["prompt"].texts[1:]
+    assert [t.get_text() for t in words] == ["is", "there", "a", "red", "cat", "?"]
+    viridis = plt.get_cmap("viridis")
+    for text, score in zip(words, result.text_scores.tolist(), strict=True):
+        shade = text.get_bbox_patch().get_facecolor()
+        np.testing.assert_allclose(shade[:3], viridis(score)[:3], atol=1e-6)
+    assert [t.get_text() for t in axes["image"].texts] == ["1", "2"]
+    image, prompt, undefined = (
+        [p.get_height() for p in container] for container in axes["reliance"].containers
+    )
+    np.testing.assert_allclose(image, [0.25, 0.0, 1.0])
+    np.testing.assert_allclose(prompt, [0.75, 0.0, 0.0])
+    np.testing.assert_allclose(undefined, [0.0, 1.0, 0.0])
+    assert _png_bytes(fig, tmp_path).startswith(PNG_SIGNATURE)
+    fig, _ = result.show(sample)
+    assert len(fig.axes) == 4  # three panels and the map's colour bar
+    other = wrapper.prepare(Image.new("RGB", (32, 32), "red"), "is there a dog?", "yes")
+    with pytest.raises(ValueError, match="pass the sample that was explained"):
+        plot_joint(result, other)
+    globs = {"__name__": "captum_eagle.viz"}
+    failures = doctest.DocTestRunner().run(doctest.DocTestFinder().find(plot_joint, globs=globs)[0])
+    assert failures.failed == 0

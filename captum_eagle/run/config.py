@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from captum_eagle.baselines import get_method
 from captum_eagle.registry import UnknownNameError
 from captum_eagle.search import list_searches
+from captum_eagle.text_features import parse_text_features
 
 __all__ = ["POINTING", "RunConfig", "RunnerError"]
 
@@ -55,6 +56,11 @@ class RunConfig:
         baseline (float): value of removed pixels in ``[0, 1]``. Default: 0 (black).
         seed (int): seed of the sampling methods, ``>= 0``; each sample is seeded from it and its
             id, so results do not depend on the sharding. Default: 0.
+        text_features (str, optional): joint mode (``method="eagle"`` only): also order the
+            image regions and the prompt's features together
+            (:func:`captum_eagle.joint.explain_joint`): ``"words"`` or character spans of every
+            prompt ``"0:5,10:14"``. Each record then has a ``"joint"`` entry (order, text
+            scores, modality reliance per answer token). Default: ``None`` (image only).
 
     Raises:
         UnknownNameError: an unknown ``method`` or ``search`` (the message lists the valid ones).
@@ -82,6 +88,7 @@ class RunConfig:
     pointing: str = "word"
     baseline: float = 0.0
     seed: int = 0
+    text_features: str | None = None
 
     def __post_init__(self) -> None:
         get_method(self.method)
@@ -101,6 +108,13 @@ class RunConfig:
             raise TypeError(f"baseline must be a number in [0, 1]; got {self.baseline!r}.")
         if not 0.0 <= self.baseline <= 1.0:
             raise ValueError(f"baseline must lie in [0, 1]; got {self.baseline}.")
+        if self.text_features is not None:
+            parse_text_features(self.text_features)
+            if self.method != "eagle":
+                raise ValueError(
+                    f"text_features (joint image + prompt attribution) needs method='eagle'; "
+                    f"got method={self.method!r}. Drop text_features or use Eagle."
+                )
 
     @property
     def budget(self) -> int | None:

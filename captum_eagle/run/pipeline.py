@@ -19,6 +19,7 @@ from captum_eagle.metrics import deletion_curve, insertion_curve, pointing_game
 from captum_eagle.run.config import RunConfig
 from captum_eagle.run.methods import explain
 from captum_eagle.run.store import eagle_record
+from captum_eagle.text_features import TextFeatureSpec, parse_text_features
 from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample
 
 __all__ = ["process"]
@@ -178,10 +179,46 @@ def process(
     }
     if explanation.eagle is not None:
         content["eagle"] = eagle_record(explanation.eagle)
+    if config.text_features is not None:
+        text_features = parse_text_features(config.text_features)
+        record["joint"], content["joint"] = _joint(wrapper, sample, mask, config, text_features)
     hallucination = _hallucination(wrapper, image, entry, sample, mask, config)
     if hallucination is not None:
         record["hallucination"], content["hallucination_map"] = hallucination
     return record, content
+
+
+def _joint(
+    wrapper: MLLMForwardWrapper,
+    sample: PreparedSample,
+    mask: FeatureMask,
+    config: RunConfig,
+    text_features: TextFeatureSpec,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Joint mode: regions and prompt features in one order; (record entry, saved result)."""
+    from captum_eagle.joint import explain_joint
+
+    result = explain_joint(
+        wrapper,
+        sample,
+        mask,
+        text_features,
+        baselines=config.baseline,
+        search=config.search,
+        batch_size=config.batch_size if isinstance(config.batch_size, int) else None,
+    )
+    texts = [feature.text for feature in result.text_features]
+    summary = {
+        "order": result.order.tolist(),
+        "feature_labels": result.feature_labels,
+        "text_scores": [
+            [text, score] for text, score in zip(texts, result.text_scores.tolist(), strict=True)
+        ],
+        "reliance": [_finite(value) for value in result.reliance.tolist()],
+        "forwards": result.eagle.forwards,
+        "seconds": result.eagle.seconds,
+    }
+    return summary, result.to_dict()
 
 
 def _hallucination(
