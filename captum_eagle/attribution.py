@@ -221,7 +221,9 @@ def fields_from_dict(cls: type[_Result], data: dict[str, Any]) -> _Result:
                 raise ValueError(f"The saved {cls.__name__} lacks {item.name!r}; it is required.")
             continue
         values[item.name] = _decode(data[item.name], hints[item.name], f"{item.name!r}")
-    cls.validate_saved(values)  # type: ignore[attr-defined]  # SavedFields subclasses
+    validate = getattr(cls, "validate_saved", None)  # SavedFields subclasses
+    if validate is not None:
+        validate(values)
     return cls(**values)
 
 
@@ -253,7 +255,8 @@ def _decode(value: Any, hint: Any, name: str) -> Any:
             raise ValueError(f"The saved result's {name} must be a dict; the file is corrupt.")
         return {key: _decode(entry, args[1], name) for key, entry in value.items()}
     if origin in (list, tuple) and args and not isinstance(value, list):
-        raise ValueError(f"The saved result's {name} must be a list; the file is corrupt.")
+        what = "a list of strings" if args[0] is str else "a list"
+        raise ValueError(f"The saved {name.strip(repr(''))} must be {what}; the file is corrupt.")
     if origin is list and args:
         return [_decode(entry, args[0], name) for entry in value]
     if origin is tuple and args:
@@ -283,7 +286,8 @@ def _check_saved_regions(values: dict[str, Any]) -> None:
         )
     if mask.is_floating_point() or mask.ndim != 4 or mask.numel() == 0:
         raise ValueError("The saved feature_mask must be (1, 1, H, W) integer region ids.")
-    if int(mask.max()) + 1 != n_regions or int(mask.min()) < 0:
+    # A joint (image + prompt) order also ranks prompt features, which the mask does not hold.
+    if int(mask.max()) + 1 > n_regions or int(mask.min()) < 0:
         raise ValueError(
             f"The saved feature_mask does not hold the {n_regions} regions of the saved order."
         )

@@ -547,7 +547,7 @@ def test_load_refuses_missing_corrupt_and_foreign_files(result, tmp_path) -> Non
         ({"order": [0]}, "not a permutation"),
         ({"order": [0.5, 1.0]}, "not a permutation"),
         ({"feature_mask": None}, "'feature_mask' is not a \\(nested\\) list"),
-        ({"feature_mask": [[[[0, 1]]]]}, "does not hold the"),
+        ({"feature_mask": [[[[0, 99]]]]}, "does not hold the"),  # ids beyond the order
         ({"influence": [1.0]}, "'influence' must be a dict"),
         ({"target_tokens": "cat"}, "target_tokens must be a list of strings"),
         ({"target_tokens": ["cat"] * 9}, "target_tokens but"),
