@@ -8,7 +8,8 @@ generic path and on the family's torch adapter if it has one:
   region subsets and two image sizes / aspect ratios; the prompt's token layout does not depend on
   the masking;
 - the region basis (one matmul per batch of subsets) equals the processor within its 8-bit rounding;
-- per-token probabilities equal a direct teacher-forced model forward on the processor's inputs;
+- per-token (log-)probabilities equal a direct teacher-forced model forward on the processor's
+  inputs (PaliGemma's with the answer as ``suffix=``);
 - batched results equal single results;
 - Eagle's exact order equals the naive one-forward-per-subset reference;
 - ``wrapper.generate`` equals ``model.generate`` on the processor's inputs.
@@ -17,11 +18,13 @@ generic path and on the family's torch adapter if it has one:
 from __future__ import annotations
 
 import importlib.util
+import inspect
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from transformers import ProcessorMixin
 
 from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper, testing
 from captum_eagle.families import GenericFamily, ModelFamily, family_for
@@ -100,6 +103,25 @@ def processor_outputs(
     return [adapter.processor_inputs(to_pil(image), text) for image in images]
 
 
+def teacher_forced_inputs(
+    processor: ProcessorMixin, image: Image.Image, sample: PreparedSample
+) -> dict[str, torch.Tensor]:
+    """The processor's inputs for prompt + answer, the answer passed as the family passes it.
+
+    PaliGemma's processor takes the answer as ``suffix=`` (it appends ``<eos>`` and marks the
+    answer in ``token_type_ids``); the other families take prompt + answer as one text.
+    """
+    if "suffix" in inspect.signature(type(processor).__call__).parameters:
+        encoded = processor(
+            images=[image], text=[sample.prompt_text], suffix=[sample.answer], return_tensors="pt"
+        )
+    else:
+        encoded = processor(
+            images=[image], text=[sample.prompt_text + sample.answer], return_tensors="pt"
+        )
+    return {key: value for key, value in encoded.items() if key != "labels"}
+
+
 def pixel_part(encoded: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     shape = encoded["input_ids"].shape
     return {
@@ -173,19 +195,24 @@ def test_region_basis_scores_like_the_processor_with_a_black_baseline(wrapper, s
 
 
 @torch.no_grad()
-def test_token_probabilities_equal_a_direct_teacher_forced_forward(wrapper, sample, mask) -> None:
+def test_token_log_probabilities_equal_a_direct_teacher_forced_forward(
+    wrapper, sample, mask
+) -> None:
     images = masked_images(sample.image, mask, random_subsets(mask.n_regions, count=3), True)
-    ours = wrapper.token_probabilities(images, sample)
+    # log-probabilities: a random tiny model's probabilities are ~1/vocabulary, so an attention
+    # mistake (PaliGemma's answer attended as prefix) moves them by only ~1e-6, but its
+    # log-probabilities by ~3e-3
+    ours = wrapper.token_log_probabilities(images, sample)
     full_ids = torch.cat([sample.prompt_ids[0], sample.answer_ids])
     n_prompt = sample.prompt_ids.shape[1]
-    for row, encoded in enumerate(
-        processor_outputs(wrapper.adapter, images, sample.prompt_text + sample.answer)
-    ):
-        assert torch.equal(encoded["input_ids"][0], full_ids)
+    for row, image in enumerate(images):
+        encoded = teacher_forced_inputs(wrapper.processor, to_pil(image), sample)
+        assert torch.equal(encoded["input_ids"][0, : full_ids.numel()], full_ids)
         logits = wrapper.model(**encoded).logits[0]
         positions = n_prompt + sample.target_indices - 1
-        direct = torch.softmax(logits[positions].float(), -1).gather(-1, sample.target_ids[:, None])
-        torch.testing.assert_close(ours[row], direct[:, 0], atol=1e-5, rtol=1e-4)
+        direct = torch.log_softmax(logits[positions].float(), -1)
+        direct = direct.gather(-1, sample.target_ids[:, None])[:, 0]
+        torch.testing.assert_close(ours[row], direct, atol=1e-4, rtol=0)
 
 
 def test_batched_results_equal_single_results(wrapper, sample, mask) -> None:

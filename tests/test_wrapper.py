@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from captum_eagle import MLLMForwardWrapper
+from captum_eagle.testing import tiny_model
 from tests.conftest import PROMPT, TARGET
 
 
@@ -170,6 +171,30 @@ def test_from_pretrained_local_folder(tiny, tmp_path, photo) -> None:
         torch.testing.assert_close(
             loaded(again.image, again),
             MLLMForwardWrapper(model, processor)(original.image, original),
+        )
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "paligemma"])
+def test_from_pretrained_local_folder_on_the_generic_path(name, tmp_path, photo) -> None:
+    # Qwen2-VL's processor wants a (torchvision) video processor: from_pretrained must load the
+    # model type's own processor class without it. PaliGemma's has none and takes suffix=.
+    model, processor = tiny_model(name)
+    model.save_pretrained(tmp_path)
+    processor.tokenizer.save_pretrained(tmp_path)
+    processor.image_processor.save_pretrained(tmp_path)
+    (tmp_path / "chat_template.jinja").write_text(processor.chat_template)
+    loaded = MLLMForwardWrapper.from_pretrained(tmp_path, device="cpu", local_files_only=True)
+    assert type(loaded.model) is type(model)
+    assert loaded.adapter.name == "generic"
+    assert type(loaded.processor).__name__ == f"ImageOnly{type(processor).__name__}"
+    direct = MLLMForwardWrapper(model, processor)
+    original = direct.prepare(photo, PROMPT, TARGET)
+    again = loaded.prepare(photo, PROMPT, TARGET)
+    assert torch.equal(again.prompt_ids, original.prompt_ids)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.token_probabilities(again.image, again),
+            direct.token_probabilities(original.image, original),
         )
 
 
