@@ -227,6 +227,9 @@ class MLLMForwardWrapper(nn.Module):
         processor (ProcessorMixin): its processor (tokenizer, image processor, chat template), from
             the same checkpoint (checked: a processor of another model is a ``ValueError``).
         family (str, optional): force a family adapter by name instead of detecting it.
+            A model class without an adapter takes ``"generic"``: the model's own processor on
+            every image (exactly what the model would receive; no gradients), and for Eagle the
+            processor's region basis (see :mod:`captum_eagle.families.generic` for its tolerance).
         batch_size (int): images per model forward; larger batches are split. Default: 16.
         score_type (str): what ``wrapper(images, sample)`` returns per image: ``"probability"``
             (default, the mean target-token probability) or ``"log_probability"`` (their mean
