@@ -51,8 +51,9 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.reference` im
 
 from benchmarks.reference import naive_greedy  # noqa: E402
 from benchmarks.results_io import header, markdown_table, write_block, write_jsonl  # noqa: E402
-from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper  # noqa: E402
+from captum_eagle import EagleAttribution, EagleResult, FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.images import to_image_tensor, to_pil  # noqa: E402
+from captum_eagle.wrapper import PreparedSample  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "speed" / "generic_vs_adapter.jsonl"
 
@@ -116,20 +117,30 @@ def authors_style(
     return time.perf_counter() - started, forwards, order
 
 
-def _median_explain(
-    wrapper: MLLMForwardWrapper, sample, mask: FeatureMask, repeats: int
-) -> tuple[float, int, list[int]]:
-    """Median seconds, forwards and order of ``repeats`` exact Eagle runs (orders must agree)."""
-    runs = [
-        EagleAttribution(wrapper).explain(
-            sample.image, feature_mask=mask, additional_forward_args=(sample,)
-        )
-        for _ in range(repeats)
-    ]
-    order = runs[0].order.tolist()
-    if any(run.order.tolist() != order for run in runs):
-        raise RuntimeError("the engine gave different orders on repeated runs")
-    return float(np.median([run.seconds for run in runs])), runs[0].forwards, order
+def _timed_explains(
+    paths: list[tuple[MLLMForwardWrapper, PreparedSample]], mask: FeatureMask, repeats: int
+) -> list[tuple[float, int, list[int]]]:
+    """Per path: median seconds, forwards and order of ``repeats`` exact Eagle runs.
+
+    The paths take turns, so that a change of load on a shared machine hits them alike; the
+    orders of one path's runs must agree.
+    """
+    runs: list[list[EagleResult]] = [[] for _ in paths]
+    for _ in range(repeats):
+        for path_runs, (wrapper, sample) in zip(runs, paths, strict=True):
+            path_runs.append(
+                EagleAttribution(wrapper).explain(
+                    sample.image, feature_mask=mask, additional_forward_args=(sample,)
+                )
+            )
+    timed = []
+    for path_runs in runs:
+        order = path_runs[0].order.tolist()
+        if any(run.order.tolist() != order for run in path_runs):
+            raise RuntimeError("the engine gave different orders on repeated runs")
+        seconds = float(np.median([run.seconds for run in path_runs]))
+        timed.append((seconds, path_runs[0].forwards, order))
+    return timed
 
 
 def generic_vs_adapter(
@@ -153,12 +164,10 @@ def generic_vs_adapter(
     rows = []
     for requested in regions:
         mask = FeatureMask.slico(adapter_sample.image, requested)
-        adapter_s, adapter_forwards, adapter_order = _median_explain(
-            adapter, adapter_sample, mask, repeats
-        )
-        generic_s, generic_forwards, generic_order = _median_explain(
-            generic, generic_sample, mask, repeats
-        )
+        (
+            (adapter_s, adapter_forwards, adapter_order),
+            (generic_s, generic_forwards, generic_order),
+        ) = _timed_explains([(adapter, adapter_sample), (generic, generic_sample)], mask, repeats)
         basis_times = []
         for _ in range(repeats):
             started = time.perf_counter()
@@ -257,28 +266,21 @@ def main(argv: list[str] | None = None) -> None:
         mask = FeatureMask.slico(sample.image, requested)
         n = mask.n_regions
         full = n * (n + 1)
-        runs = [
-            EagleAttribution(wrapper).explain(
-                sample.image, feature_mask=mask, additional_forward_args=(sample,)
-            )
-            for _ in range(args.repeats)
-        ]
-        result = runs[0]
-        if any(run.order.tolist() != result.order.tolist() for run in runs):
-            raise RuntimeError("the engine gave different orders on repeated runs")
-        engine_seconds = float(np.median([run.seconds for run in runs]))
+        engine_seconds, engine_forwards, engine_order = _timed_explains(
+            [(wrapper, sample)], mask, args.repeats
+        )[0]
         steps = args.steps or n
         started = time.perf_counter()
         naive = naive_greedy(wrapper, sample, mask, max_steps=steps)
         naive_seconds = (time.perf_counter() - started) / naive.forwards * full
-        engine_same = result.order.tolist()[: len(naive.order)] == naive.order
+        engine_same = engine_order[: len(naive.order)] == naive.order
         authors_seconds, authors_forwards, authors_order = authors_style(
             wrapper, sample, mask, steps
         )
         authors_seconds = authors_seconds / authors_forwards * full
         note = "" if args.steps == 0 else f" (first {steps} steps)"
         print(
-            f"| {n} | {result.forwards} | {engine_seconds:.2f} | {naive_seconds:.2f} | "
+            f"| {n} | {engine_forwards} | {engine_seconds:.2f} | {naive_seconds:.2f} | "
             f"{authors_seconds:.2f} | {naive_seconds / engine_seconds:.1f} | "
             f"{authors_seconds / engine_seconds:.1f} | {yes[engine_same]}{note} | "
             f"{yes[authors_order == naive.order]}{note} |"
