@@ -169,7 +169,7 @@ def image_only_processor(
     )
 
 
-def processor_class_for(model: PreTrainedModel, family: type[ModelFamily]) -> type:
+def processor_class_for(model: PreTrainedModel, family: type[ModelFamily]) -> type[ProcessorMixin]:
     r"""The image-only processor class that loads ``model``'s processor from a checkpoint.
 
     An adapter family names its processor class; the generic path takes the class transformers
@@ -183,14 +183,16 @@ def processor_class_for(model: PreTrainedModel, family: type[ModelFamily]) -> ty
     if name == "AutoProcessor":
         from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
-        model_type = getattr(model.config, "model_type", None)
-        name = PROCESSOR_MAPPING_NAMES.get(model_type)
-        if name is None or not hasattr(transformers, name):
+        model_type = str(getattr(model.config, "model_type", ""))
+        mapped = PROCESSOR_MAPPING_NAMES.get(model_type)
+        if mapped is None or not hasattr(transformers, mapped):
             raise ValueError(
                 f"transformers has no processor class for the model type {model_type!r}; load "
                 "the processor yourself and pass it: MLLMForwardWrapper(model, processor)."
             )
-    return _image_only_class(getattr(transformers, name))
+        name = mapped
+    processor_class: type[ProcessorMixin] = _image_only_class(getattr(transformers, name))
+    return processor_class
 
 
 _IMAGE_ONLY_CLASSES: dict[type, type] = {}
