@@ -93,6 +93,7 @@ from transformers import (
 )
 
 from captum_eagle.families import image_only_processor
+from captum_eagle.families.base import FAMILIES
 from captum_eagle.registry import Registry
 
 WORDS = [
@@ -1046,6 +1047,22 @@ def list_tiny_models() -> list[str]:
         'Gemma3ForConditionalGeneration'
     """
     return TINY_MODELS.names()
+
+
+def tiny_model_path(family: str) -> str:
+    r"""The family adapter that serves a tiny family's model class, or ``"generic"``.
+
+    Read from the class name (no model is built): the adapter whose ``model_classes`` lists it.
+
+    Examples::
+
+        >>> from captum_eagle.testing import tiny_model_path
+        >>> tiny_model_path("qwen2_5_vl"), tiny_model_path("gemma3")
+        ('qwen2_5_vl', 'generic')
+    """
+    model_class = TINY_MODELS.get(family).model_class
+    served = [name for name, cls in FAMILIES.items() if model_class in cls.model_classes]
+    return served[0] if served else "generic"
 
 
 def tiny_model(

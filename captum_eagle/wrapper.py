@@ -17,13 +17,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import transformers
 from PIL import Image
 from torch import nn
 from transformers import PreTrainedModel, ProcessorMixin
 
 from captum_eagle.families import ModelFamily, RegionSubsets, family_for
-from captum_eagle.families.base import check_processor_matches, image_only_processor_class
+from captum_eagle.families.base import check_processor_matches, processor_class_for
 from captum_eagle.images import ImageLike, check_pixels, to_image_tensor, to_pil
 
 TargetSelection = None | int | slice | str | list[int] | tuple[int, ...] | torch.Tensor
@@ -229,6 +228,9 @@ class MLLMForwardWrapper(nn.Module):
         processor (ProcessorMixin): its processor (tokenizer, image processor, chat template), from
             the same checkpoint (checked: a processor of another model is a ``ValueError``).
         family (str, optional): force a family adapter by name instead of detecting it.
+            A model class without an adapter takes ``"generic"``: the model's own processor on
+            every image (exactly what the model would receive; no gradients), and for Eagle the
+            processor's region basis (see :mod:`captum_eagle.families.generic` for its tolerance).
         batch_size (int): images per model forward; larger batches are split. Default: 16.
         score_type (str): what ``wrapper(images, sample)`` returns per image: ``"probability"``
             (default, the mean target-token probability) or ``"log_probability"`` (their mean
@@ -319,8 +321,7 @@ class MLLMForwardWrapper(nn.Module):
                 "folder nor in the Hugging Face cache. On a machine with internet run "
                 f"`huggingface-cli download {model_id_or_path}` (or pass a local path)."
             ) from error
-        adapter = family_for(model, kwargs.get("family"))
-        processor_class = image_only_processor_class(getattr(transformers, adapter.processor_class))
+        processor_class = processor_class_for(model, family_for(model, kwargs.get("family")))
         processor = processor_class.from_pretrained(
             model_id_or_path, local_files_only=local_files_only
         )
@@ -630,8 +631,9 @@ class MLLMForwardWrapper(nn.Module):
             "input_ids": input_ids,
             "attention_mask": torch.ones_like(input_ids),
         }
+        answer_inputs = self.adapter.answer_token_inputs(sample.token_inputs, last)
         for key, value in sample.token_inputs.items():
-            extended = torch.cat([value[0], value.new_zeros(last)])
+            extended = torch.cat([value[0], answer_inputs[key]])
             inputs[key] = extended.to(device).expand(batch, -1)
         inputs.update(self.adapter.pixel_inputs(images.to(device)))
         positions = (n_prompt + sample.target_indices - 1).to(device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import benchmarks.baselines  # noqa: E402, F401  (registers grad_cam)
-from benchmarks import faithfulness, frontier, speed  # noqa: E402
+from benchmarks import faithfulness, frontier, results_io, speed, supported_models  # noqa: E402
 from benchmarks.results import read_results  # noqa: E402
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.baselines import attribute, list_methods  # noqa: E402
@@ -335,3 +336,46 @@ def test_joint_benchmark_scores_a_case_and_reports_it(llava, tmp_path) -> None:
     path.write_text("\n".join(map(joint.json.dumps, [header, *records])))
     table = joint.report(*joint.read_jsonl([path]))
     assert "| eagle | — |" in table and "n=1 |" in table and "**caption**" not in table
+
+
+def test_speed_benchmark_generic_path_against_the_adapter(tmp_path, capsys) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- report:speed-generic -->\nold\n<!-- /report:speed-generic -->\n")
+    out = tmp_path / "speed.jsonl"
+    args = "--generic --model tiny-llava --regions 4 --repeats 1 --threads 1 --batch-size 8"
+    speed.main([*args.split(), "--out", str(out), "--readme", str(readme)])
+    head, rows = results_io.read_jsonl(out)
+    assert head["command"].startswith("python benchmarks/") and "--generic" in head["command"]
+    assert set(head["versions"]) == {"python", "torch", "transformers", "captum"}
+    (row,) = rows
+    n = row["regions"]
+    # no resize (the image is at the model's input size): the region basis is exact, the orders
+    # are the adapter's, and both paths score the same distinct images
+    assert row["same_order"] is True
+    assert row["adapter_forwards"] == row["generic_forwards"] == n * (n + 1) - 4
+    assert 0 < row["processor_share"] < 1 and row["generic_speed_ratio"] > 0
+    table = capsys.readouterr().out
+    assert "| tiny-llava | 4 |" in table
+    text = readme.read_text()
+    assert "old" not in text and "| tiny-llava | 4 |" in text and text.startswith("intro\n")
+
+
+def test_supported_models_table_from_recorded_results(tmp_path) -> None:
+    passed = {"passed": 22, "failed": 0, "seconds": 1.0}
+    rows = [
+        supported_models.family_row("qwen2_5_vl", passed),
+        supported_models.family_row("gemma3", {"passed": 10, "failed": 1, "seconds": 1.0}),
+    ]
+    assert rows[0]["path"] == "adapter (qwen2_5_vl) + generic" and rows[0]["gradients"]
+    assert rows[1]["path"] == "generic" and not rows[1]["gradients"]
+    out = tmp_path / "supported.json"
+    out.write_text(json.dumps({"header": {}, "rows": rows}))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- report:supported-models -->\n<!-- /report:supported-models -->\n")
+    supported_models.main(["--from-results", "--out", str(out), "--readme", str(readme)])
+    lines = [line for line in readme.read_text().splitlines() if line.startswith("| `")]
+    assert lines[0].startswith("| `Qwen2_5_VLForConditionalGeneration` | adapter")
+    assert "| pass (22 passed, 0 failed) |" in lines[0]
+    assert "| FAIL (10 passed, 1 failed) |" in lines[1] and "`google/gemma-3-4b-it`" in lines[1]
+    with pytest.raises(ValueError, match="no <!-- report:speed-generic -->"):
+        results_io.write_block(readme, "speed-generic", "text")

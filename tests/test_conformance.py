@@ -1,14 +1,15 @@
 """Conformance kit: for every tiny family, the wrapper feeds the model what its processor would.
 
-Parametrised over ``captum_eagle.testing.list_tiny_models()`` (falling back to the three original
-families), so a family added there is checked here without a new line. For each family, on the
+Parametrised over ``captum_eagle.testing.list_tiny_models()``, so a family added there is checked
+here without a new line. For each family, on the
 generic path and on the family's torch adapter if it has one:
 
 - pixel inputs of masked images equal the processor's output on the same masked images, for random
   region subsets and two image sizes / aspect ratios; the prompt's token layout does not depend on
   the masking;
 - the region basis (one matmul per batch of subsets) equals the processor within its 8-bit rounding;
-- per-token probabilities equal a direct teacher-forced model forward on the processor's inputs;
+- per-token (log-)probabilities equal a direct teacher-forced model forward on the processor's
+  inputs (PaliGemma's with the answer as ``suffix=``);
 - batched results equal single results;
 - Eagle's exact order equals the naive one-forward-per-subset reference;
 - ``wrapper.generate`` equals ``model.generate`` on the processor's inputs.
@@ -16,24 +17,27 @@ generic path and on the family's torch adapter if it has one:
 
 from __future__ import annotations
 
-import importlib.util
+import functools
+import inspect
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from transformers import PreTrainedModel, ProcessorMixin
 
+from benchmarks.reference import naive_greedy
 from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper, testing
-from captum_eagle.families import GenericFamily, ModelFamily, family_for
+from captum_eagle.families import ModelFamily
 from captum_eagle.wrapper import PreparedSample
 
-if importlib.util.find_spec("benchmarks.reference") is not None:
-    from benchmarks.reference import naive_greedy
-else:
-    from captum_eagle.search.reference import naive_greedy
-
-list_tiny_models = getattr(testing, "list_tiny_models", lambda: testing.FAMILY_NAMES)
-FAMILIES = tuple(list_tiny_models())
+# (family, path): the generic path for every family, and the torch adapter where there is one
+GENERIC_CASES = [(name, "generic") for name in testing.list_tiny_models()]
+CASES = GENERIC_CASES + [
+    (name, "adapter")
+    for name in testing.list_tiny_models()
+    if testing.tiny_model_path(name) != "generic"
+]
 SIZES = {"wide": (24, 40), "tall": (40, 28)}  # (height, width): two aspect ratios
 PROMPT = "describe the image ."
 TARGET = "a red cat sitting"
@@ -41,18 +45,22 @@ ROWS, COLUMNS = 2, 3  # 6 regions
 TOKEN_KEYS = ("input_ids", "attention_mask")
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
-def tiny(request: pytest.FixtureRequest):
-    return testing.tiny_model(request.param)
+def case_id(case: tuple[str, str]) -> str:
+    return f"{case[1]}-{case[0]}"
 
 
-@pytest.fixture(scope="module", params=["generic", "adapter"])
-def wrapper(request: pytest.FixtureRequest, tiny) -> MLLMForwardWrapper:
-    model, processor = tiny
-    if request.param == "adapter" and family_for(model) is GenericFamily:
-        pytest.skip(f"{type(model).__name__} has no torch adapter; the generic path serves it")
-    family = "generic" if request.param == "generic" else None
-    return MLLMForwardWrapper(model, processor, family=family, batch_size=8)
+@functools.cache
+def tiny(name: str) -> tuple[PreTrainedModel, ProcessorMixin]:
+    return testing.tiny_model(name)
+
+
+@pytest.fixture(scope="module", params=CASES, ids=case_id)
+def wrapper(request: pytest.FixtureRequest) -> MLLMForwardWrapper:
+    name, path = request.param
+    family = "generic" if path == "generic" else None
+    wrapper = MLLMForwardWrapper(*tiny(name), family=family, batch_size=8)
+    assert (wrapper.adapter.name == "generic") == (path == "generic")
+    return wrapper
 
 
 @pytest.fixture(scope="module", params=sorted(SIZES))
@@ -100,6 +108,25 @@ def processor_outputs(
     return [adapter.processor_inputs(to_pil(image), text) for image in images]
 
 
+def teacher_forced_inputs(
+    processor: ProcessorMixin, image: Image.Image, sample: PreparedSample
+) -> dict[str, torch.Tensor]:
+    """The processor's inputs for prompt + answer, the answer passed as the family passes it.
+
+    PaliGemma's processor takes the answer as ``suffix=`` (it appends ``<eos>`` and marks the
+    answer in ``token_type_ids``); the other families take prompt + answer as one text.
+    """
+    if "suffix" in inspect.signature(type(processor).__call__).parameters:
+        encoded = processor(
+            images=[image], text=[sample.prompt_text], suffix=[sample.answer], return_tensors="pt"
+        )
+    else:
+        encoded = processor(
+            images=[image], text=[sample.prompt_text + sample.answer], return_tensors="pt"
+        )
+    return {key: value for key, value in encoded.items() if key != "labels"}
+
+
 def pixel_part(encoded: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     shape = encoded["input_ids"].shape
     return {
@@ -139,7 +166,9 @@ def test_pixel_inputs_equal_the_processor_on_masked_images(wrapper, sample, mask
     assert_same_inputs(wrapper.adapter.pixel_inputs(images), batched(outputs), atol=1e-5)
 
 
-@pytest.mark.parametrize("wrapper", ["generic"], indirect=True)  # the region basis is generic
+@pytest.mark.parametrize(
+    "wrapper", GENERIC_CASES, indirect=True, ids=case_id
+)  # the region basis is generic
 def test_region_basis_equals_the_processor_within_8_bit_rounding(wrapper, sample, mask) -> None:
     # Mid-range pixels and a grey baseline: the processor's resize never clips, so the only gap
     # to the processor is its rounding to 8 bits (<= 1 level per call, per basis term).
@@ -154,7 +183,9 @@ def test_region_basis_equals_the_processor_within_8_bit_rounding(wrapper, sample
         assert_same_inputs(lazy.pixel_inputs(), reference, atol=(mask.n_regions + 1) * level)
 
 
-@pytest.mark.parametrize("wrapper", ["generic"], indirect=True)  # the region basis is generic
+@pytest.mark.parametrize(
+    "wrapper", GENERIC_CASES, indirect=True, ids=case_id
+)  # the region basis is generic
 def test_region_basis_scores_like_the_processor_with_a_black_baseline(wrapper, sample, mask):
     # Black fill: the resize can clip its overshoot at region borders, a local error, so the mean
     # pixel error stays within one 8-bit level and the probabilities barely move.
@@ -173,23 +204,28 @@ def test_region_basis_scores_like_the_processor_with_a_black_baseline(wrapper, s
 
 
 @torch.no_grad()
-def test_token_probabilities_equal_a_direct_teacher_forced_forward(wrapper, sample, mask) -> None:
+def test_token_log_probabilities_equal_a_direct_teacher_forced_forward(
+    wrapper, sample, mask
+) -> None:
     images = masked_images(sample.image, mask, random_subsets(mask.n_regions, count=3), True)
-    ours = wrapper.token_probabilities(images, sample)
+    # log-probabilities: a random tiny model's probabilities are ~1/vocabulary, so an attention
+    # mistake (PaliGemma's answer attended as prefix) moves them by only ~1e-6, but its
+    # log-probabilities by ~3e-3
+    ours = wrapper.token_log_probabilities(images, sample)
     full_ids = torch.cat([sample.prompt_ids[0], sample.answer_ids])
     n_prompt = sample.prompt_ids.shape[1]
-    for row, encoded in enumerate(
-        processor_outputs(wrapper.adapter, images, sample.prompt_text + sample.answer)
-    ):
-        assert torch.equal(encoded["input_ids"][0], full_ids)
+    for row, image in enumerate(images):
+        encoded = teacher_forced_inputs(wrapper.processor, to_pil(image), sample)
+        assert torch.equal(encoded["input_ids"][0, : full_ids.numel()], full_ids)
         logits = wrapper.model(**encoded).logits[0]
         positions = n_prompt + sample.target_indices - 1
-        direct = torch.softmax(logits[positions].float(), -1).gather(-1, sample.target_ids[:, None])
-        torch.testing.assert_close(ours[row], direct[:, 0], atol=1e-5, rtol=1e-4)
+        direct = torch.log_softmax(logits[positions].float(), -1)
+        direct = direct.gather(-1, sample.target_ids[:, None])[:, 0]
+        torch.testing.assert_close(ours[row], direct, atol=1e-4, rtol=0)
 
 
 def test_batched_results_equal_single_results(wrapper, sample, mask) -> None:
-    subsets = random_subsets(mask.n_regions, count=5, seed=2)
+    subsets = random_subsets(mask.n_regions, count=3, seed=2)
     images = masked_images(sample.image, mask, subsets, True)
     batch = wrapper.token_probabilities(images, sample)
     single = torch.cat([wrapper.token_probabilities(image[None], sample) for image in images])
@@ -197,7 +233,7 @@ def test_batched_results_equal_single_results(wrapper, sample, mask) -> None:
     if hasattr(wrapper.adapter, "region_basis"):
         lazy = wrapper.adapter.region_basis(sample.image, mask.mask).subsets(subsets)
         batch = wrapper.token_probabilities(lazy, sample)
-        single = torch.cat([wrapper.token_probabilities(lazy[i : i + 1], sample) for i in range(5)])
+        single = torch.cat([wrapper.token_probabilities(lazy[i : i + 1], sample) for i in range(3)])
         torch.testing.assert_close(batch, single, atol=1e-5, rtol=1e-4)
 
 

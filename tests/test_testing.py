@@ -10,8 +10,9 @@ from transformers import BatchFeature, PreTrainedModel, ProcessorMixin
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
+from captum_eagle.families import family_for
 from captum_eagle.registry import UnknownNameError
-from captum_eagle.testing import TINY_MODELS, list_tiny_models, tiny_model
+from captum_eagle.testing import TINY_MODELS, list_tiny_models, tiny_model, tiny_model_path
 
 NAMES = list_tiny_models()
 PROMPT = "describe the image ."
@@ -199,3 +200,11 @@ def test_internvl_gives_one_tile_when_asked() -> None:
     assert single["pixel_values"].shape == (1, 3, 32, 32)
     assert (single["input_ids"] == _image_token_id(model)).sum() == 4
     assert torch.isfinite(_last_logits(model, single)).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tiny_model_path_names_the_family_the_wrapper_picks(name: str) -> None:
+    model, _ = _built(name)
+    assert tiny_model_path(name) == family_for(model).name
+    expected = name if name in ("llava", "qwen2_5_vl", "internvl") else "generic"
+    assert tiny_model_path(name) == expected

@@ -174,6 +174,32 @@ def test_from_pretrained_local_folder(tiny, tmp_path, photo) -> None:
         )
 
 
+@pytest.mark.parametrize("name", ["qwen2_vl", "paligemma"])
+def test_from_pretrained_local_folder_on_the_generic_path(name, tmp_path, photo) -> None:
+    # Qwen2-VL's processor wants a (torchvision) video processor: from_pretrained must load the
+    # model type's own processor class without it. PaliGemma's has none and takes suffix=.
+    model, processor = tiny_model(name)
+    model.save_pretrained(tmp_path)
+    processor.tokenizer.save_pretrained(tmp_path)
+    processor.image_processor.save_pretrained(tmp_path)
+    (tmp_path / "chat_template.jinja").write_text(processor.chat_template)
+    loaded = MLLMForwardWrapper.from_pretrained(tmp_path, device="cpu", local_files_only=True)
+    assert type(loaded.model) is type(model)
+    assert loaded.adapter.name == "generic"
+    family_class = next(k for k in type(processor).__mro__ if "ImageOnly" not in k.__name__)
+    assert isinstance(loaded.processor, family_class)  # the model type's own processor class
+    assert "video_processor" not in loaded.processor.get_attributes()
+    direct = MLLMForwardWrapper(model, processor)
+    original = direct.prepare(photo, PROMPT, TARGET)
+    again = loaded.prepare(photo, PROMPT, TARGET)
+    assert torch.equal(again.prompt_ids, original.prompt_ids)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.token_probabilities(again.image, again),
+            direct.token_probabilities(original.image, original),
+        )
+
+
 def test_missing_checkpoint_says_how_to_get_it(tmp_path) -> None:
     with pytest.raises(OSError, match="huggingface-cli download"):
         MLLMForwardWrapper.from_pretrained("llava-hf/not-a-model", local_files_only=True)

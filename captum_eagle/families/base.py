@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import torch
@@ -46,6 +47,8 @@ class ModelFamily:
         self.model = model
         self.processor = processor
         self.image_processor = processor.image_processor
+        # per-token input -> the value the processor gives answer tokens (see processor_inputs)
+        self.answer_token_types: dict[str, int] = {}
 
     # -- what a family implements -------------------------------------------------------------
     def input_size(self, height: int, width: int) -> tuple[int, int]:
@@ -88,7 +91,39 @@ class ModelFamily:
         """
         encoded = dict(self.processor(images=[image], text=[text], return_tensors="pt"))
         encoded.pop("labels", None)
+        if "suffix" in inspect.signature(type(self.processor).__call__).parameters:
+            # PaliGemma's prefix-LM: the processor marks a suffix (the answer) in token_type_ids.
+            # An empty suffix is one end-of-sequence token, marked as any answer token is.
+            probe = self.processor(images=[image], text=[text], suffix=[""], return_tensors="pt")
+            self.answer_token_types = {
+                key: int(value[0, -1])
+                for key, value in probe.items()
+                if key not in ("input_ids", "attention_mask", "labels")
+                and value.shape == probe["input_ids"].shape
+            }
         return encoded
+
+    def answer_token_inputs(
+        self, token_inputs: dict[str, torch.Tensor], length: int
+    ) -> dict[str, torch.Tensor]:
+        r"""The per-token inputs (``token_type_ids``, ...) of ``length`` answer tokens.
+
+        What the processor gives an answer: PaliGemma's marks the answer (its ``suffix=``) with
+        ``token_type_ids`` 1, so it is attended causally after the bidirectional prefix; every
+        other family gives answer tokens 0 (text, not image).
+
+        Args:
+            token_inputs (dict): the prompt's per-token inputs, ``(1, L)`` each
+                (``sample.token_inputs``).
+            length (int): number of answer tokens.
+
+        Returns:
+            dict: per key, a ``(length,)`` tensor of the key's dtype.
+        """
+        return {
+            key: value.new_full((length,), self.answer_token_types.get(key, 0))
+            for key, value in token_inputs.items()
+        }
 
 
 def register_family(cls: type[ModelFamily]) -> type[ModelFamily]:
@@ -135,6 +170,32 @@ def image_only_processor(
     return processor_class(
         image_processor=image_processor, tokenizer=tokenizer, video_processor=None, **kwargs
     )
+
+
+def processor_class_for(model: PreTrainedModel, family: type[ModelFamily]) -> type[ProcessorMixin]:
+    r"""The image-only processor class that loads ``model``'s processor from a checkpoint.
+
+    An adapter family names its processor class; the generic path takes the class transformers
+    maps the model type to (``AutoProcessor``'s table). Either way the video processor is
+    removed (:func:`image_only_processor`), so no torchvision is needed.
+
+    Raises:
+        ValueError: transformers knows no processor class for the model type.
+    """
+    name = family.processor_class
+    if name == "AutoProcessor":
+        from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+        model_type = str(getattr(model.config, "model_type", ""))
+        mapped = PROCESSOR_MAPPING_NAMES.get(model_type)
+        if mapped is None or not hasattr(transformers, mapped):
+            raise ValueError(
+                f"transformers has no processor class for the model type {model_type!r}; load "
+                "the processor yourself and pass it: MLLMForwardWrapper(model, processor)."
+            )
+        name = mapped
+    processor_class: type[ProcessorMixin] = image_only_processor_class(getattr(transformers, name))
+    return processor_class
 
 
 _IMAGE_ONLY_CLASSES: dict[type[ProcessorMixin], type[ProcessorMixin]] = {}

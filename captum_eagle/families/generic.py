@@ -23,6 +23,14 @@ below half an 8-bit level, up to ~30 levels at a few border pixels, token probab
 up to float32 rounding. For exact pixels, score materialised images
 (``wrapper(subsets.images(), sample)``), which runs the processor on every image.
 
+:class:`~captum_eagle.EagleAttribution` uses the region basis by default (the scorer calls
+:meth:`GenericFamily.region_basis` once per explanation). Chosen over "processor per masked image
+by default" because it keeps the engine's speed (the processor's ``N + 1`` calls are a small share
+of an explanation, ``benchmarks/speed.py --generic``) and the error above never changed an order
+in our checks: the conformance kit asserts, on every tiny family and with a resizing processor,
+that Eagle's order equals the reference that runs the processor on every masked image, and
+without a resize the two are the same computation.
+
 Gradients cannot flow through a processor: gradient methods (IntegratedGradients, Saliency,
 Grad-CAM) need a family with a torch adapter, and the generic path says so instead of returning a
 silent wrong map.

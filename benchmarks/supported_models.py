@@ -1,0 +1,127 @@
+r"""The README's "Supported models" table, from an actual run of the conformance kit.
+
+For every tiny family of :mod:`captum_eagle.testing` this runs ``tests/test_conformance.py``
+(pytest, one process per family) and records, per family: the model class, whether a torch
+adapter or the generic processor path serves it, whether gradient methods run on it, the
+checkpoints it stands for, and the conformance result (tests passed / failed). The rows go to
+``benchmarks/results/supported_models.json`` (with a header: command, machine, versions) and the
+table to the README block ``<!-- report:supported-models -->``.
+
+Usage::
+
+    python benchmarks/supported_models.py --readme README.md          # run the kit, then write
+    python benchmarks/supported_models.py --from-results --readme README.md  # rewrite table only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.results_io` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.results_io import header, markdown_table, write_block  # noqa: E402
+from captum_eagle.testing import TINY_MODELS, list_tiny_models, tiny_model_path  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "supported_models.json"
+KIT = "tests/test_conformance.py"
+
+
+def run_kit(family: str) -> dict[str, object]:
+    """Run the conformance kit on one family: ``{"passed", "failed", "seconds"}``."""
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            KIT,
+            "-k",
+            f"{family}- or {family}]",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    summary = completed.stdout.strip().splitlines()[-1] if completed.stdout.strip() else ""
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|error)", summary)}
+    return {
+        "passed": counts.get("passed", 0),
+        "failed": counts.get("failed", 0) + counts.get("error", 0),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def family_row(family: str, conformance: dict[str, object]) -> dict[str, object]:
+    """One table row: what serves the family and how its conformance run went."""
+    spec = TINY_MODELS.get(family)
+    path = tiny_model_path(family)
+    return {
+        "family": family,
+        "model_class": spec.model_class,
+        "path": "generic" if path == "generic" else f"adapter ({path}) + generic",
+        "gradients": path != "generic",
+        "checkpoints": list(spec.checkpoints),
+        "conformance": conformance,
+    }
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    """The rows as a markdown table."""
+    columns = ["model class", "path", "gradient methods"]
+    columns += ["conformance kit (tiny random config)", "checkpoints it serves"]
+    cells = []
+    for row in rows:
+        result = row["conformance"]
+        verdict = "pass" if result["failed"] == 0 and result["passed"] > 0 else "FAIL"
+        cells.append(
+            [
+                f"`{row['model_class']}`",
+                row["path"],
+                "yes" if row["gradients"] else "no",
+                f"{verdict} ({result['passed']} passed, {result['failed']} failed)",
+                ", ".join(f"`{c}`" for c in row["checkpoints"]),
+            ]
+        )
+    return markdown_table(columns, cells)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--families", nargs="+", default=None, help="default: every tiny family")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
+    parser.add_argument("--readme", type=Path, help="README whose block to rewrite")
+    parser.add_argument(
+        "--from-results", action="store_true", help="rewrite the table from --out, run nothing"
+    )
+    args = parser.parse_args(argv)
+    if args.from_results:
+        if not args.out.is_file():
+            raise FileNotFoundError(f"No results at {args.out}; run without --from-results.")
+        rows = json.loads(args.out.read_text())["rows"]
+    else:
+        rows = []
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        for name in args.families or list_tiny_models():  # written per family: a cut run keeps
+            rows.append(family_row(name, run_kit(name)))
+            record = {"header": header(argv), "rows": rows}
+            args.out.write_text(json.dumps(record, indent=1) + "\n")
+    text = table(rows)
+    print(text)
+    if args.readme is not None:
+        write_block(args.readme, "supported-models", text)
+
+
+if __name__ == "__main__":
+    main()
