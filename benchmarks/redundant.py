@@ -56,7 +56,6 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +74,7 @@ from benchmarks.faithfulness import (  # noqa: E402
     score_map,
     weights_info,
 )
+from benchmarks.results import torch_threads  # noqa: E402
 from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.baselines import ForwardCounter, attribute  # noqa: E402
 from captum_eagle.hallucination import amcr, csr, explain_hallucination  # noqa: E402
@@ -469,17 +469,6 @@ def versions() -> dict[str, str]:
 
     names = ("captum-eagle", "torch", "transformers", "captum", "scikit-learn", "scikit-image")
     return {name: version(name) for name in names}
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the ``with`` block on ``count`` torch CPU threads, then restore the previous count."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def run(args: argparse.Namespace) -> Path:
