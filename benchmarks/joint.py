@@ -58,7 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.faithfulness` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.faithfulness import load_wrapper, machine, weights_info  # noqa: E402
+from benchmarks.faithfulness import load_wrapper  # noqa: E402
+from benchmarks.results import machine, versions, weights_info  # noqa: E402
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.joint import JointForward, explain_joint  # noqa: E402
 from captum_eagle.reliance import modality_reliance  # noqa: E402
@@ -243,10 +244,11 @@ def report(records: Sequence[dict[str, Any]], headers: Sequence[dict[str, Any]])
     """Markdown tables of the explanation records (one per answer kind)."""
     lines = []
     for header in headers:
+        packages = header.get("versions", header["machine"])  # older files: in "machine"
         lines.append(
             f"Run: `{header['command']}` — {header['machine']['platform']}, "
-            f"torch {header['machine']['torch']}, captum {header['machine']['captum']}, "
-            f"transformers {header['machine']['transformers']}, weights sha256 "
+            f"torch {packages['torch']}, captum {packages['captum']}, "
+            f"transformers {packages['transformers']}, weights sha256 "
             f"`{header['weights'].get('weights_sha256', 'n/a')[:12]}…`, "
             f"{header.get('minutes', math.nan):.1f} min, {header.get('explained')} explanations "
             f"(incorrect yes-answers skipped: {header.get('skipped', {}).get('wrong_answer')})."
@@ -329,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "record": "header",
         "command": "python benchmarks/joint.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine(),
+        "versions": versions(),
         "weights": weights_info(args.model),
         "args": {k: str(v) for k, v in vars(args).items()},
     }

@@ -332,6 +332,7 @@ def test_joint_benchmark_scores_a_case_and_reports_it(llava, tmp_path) -> None:
         assert 0 <= record["insertion"] <= 1 and 0 <= record["deletion"] <= 1
     path = tmp_path / "joint.jsonl"
     header = {"record": "header", "command": "c", "machine": faithfulness.machine()}
+    header["versions"] = {"torch": "t", "captum": "c", "transformers": "x"}
     header |= {"weights": {"model": "tiny"}, "minutes": 0.1, "explained": 1}
     path.write_text("\n".join(map(joint.json.dumps, [header, *records])))
     table = joint.report(*joint.read_jsonl([path]))
