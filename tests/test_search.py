@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:  # make `benchmarks.reference` importable
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.reference import naive_greedy  # noqa: E402
+from benchmarks.results import read_results  # noqa: E402
 
 FAST = ("lazy", "stochastic", "bidirectional", "efficient")
 # Valid orders are checked on all three families; the rest runs on LLaVA only to stay fast.
@@ -399,22 +400,23 @@ def test_gpu_benchmark_builds_the_real_7b_architectures() -> None:
 def test_search_benchmark_runs_at_tiny_size(tmp_path) -> None:
     command = [sys.executable, str(ROOT / "benchmarks" / "search.py"), "--model", "tiny"]
     command += ["--scenes", "1", "--regions", "6", "--searches", "exact", "lazy"]
-    command += ["--kernel-shap-samples", "10", "--out", str(tmp_path / "records.json")]
+    command += ["--kernel-shap-samples", "10", "--out", str(tmp_path / "records.jsonl")]
     output = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert output.returncode == 0, output.stderr
     rows = [line.split("|") for line in output.stdout.splitlines() if line.startswith("| 6 ")]
     assert [row[2].strip() for row in rows] == ["exact", "lazy", "KernelShap (10 samples)"]
     assert rows[0][5].strip() == "1.0"  # exact: 1x fewer forwards than itself
-    records = json.loads((tmp_path / "records.json").read_text())
+    headers, records = read_results([tmp_path / "records.jsonl"])  # JSONL with a header
+    assert len(headers) == 1 and "search.py" in headers[0]["command"]
     assert len(records) == 3 and records[2]["forwards"] == 10
 
     # A second run completing the first pools with it; a record seen twice counts once.
-    second = tmp_path / "second.json"
+    second = tmp_path / "second.jsonl"
     more = [*command[:-1], str(second), "--first-scene", "1", "--scenes", "1"]
     assert subprocess.run(more, capture_output=True, timeout=240, cwd=tmp_path).returncode == 0
-    assert {r["scene"] for r in json.loads(second.read_text())} == {1}
+    assert {r["scene"] for r in read_results([second])[1]} == {1}
     pooled = [sys.executable, str(ROOT / "benchmarks" / "search.py"), "--table-from"]
-    pooled += [str(tmp_path / "records.json"), str(tmp_path / "records.json"), str(second)]
+    pooled += [str(tmp_path / "records.jsonl"), str(tmp_path / "records.jsonl"), str(second)]
     output = subprocess.run(pooled, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     rows = [line.split("|") for line in output.stdout.splitlines() if line.startswith("| 6 ")]
     assert [int(row[3]) for row in rows] == [2, 2, 2]  # scenes per row: 0 and 1, once each
