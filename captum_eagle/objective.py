@@ -215,12 +215,13 @@ class SubsetScorer:
         """
         subsets = subsets.bool().cpu()
         terms = self.terms if terms is None else terms
+        # One key per (row, image); the requested images missing from the cache are scored once.
+        keys = {keep: [self.image_key(row, keep) for row in subsets] for keep in (True, False)}
         todo: dict[bytes, tuple[int, bool]] = {}
-        for i, row in enumerate(subsets):
+        for i in range(subsets.shape[0]):
             for keep in terms:
-                key = self.image_key(row, keep)
-                if key not in self._cache:
-                    todo.setdefault(key, (i, keep))
+                if keys[keep][i] not in self._cache:
+                    todo.setdefault(keys[keep][i], (i, keep))
         if todo:
             rows = torch.tensor([i for i, _ in todo.values()])
             kept = torch.tensor([k for _, k in todo.values()])
@@ -229,7 +230,7 @@ class SubsetScorer:
         nan = torch.full((self.n_targets,), float("nan"))
 
         def cached(keep: bool) -> torch.Tensor:
-            return torch.stack([self._cache.get(self.image_key(row, keep), nan) for row in subsets])
+            return torch.stack([self._cache.get(key, nan) for key in keys[keep]])
 
         return SubsetScores(kept=cached(True), removed=cached(False))
 
