@@ -4,7 +4,7 @@ The tables live between marker comments, ``<!-- report:NAME -->`` … ``<!-- /re
 this script recomputes each from ``benchmarks/results/<benchmark>/*.jsonl``
 (:mod:`benchmarks.results`) and replaces the text between the markers. Sections: ``frontier``,
 ``frontier-verdicts``, ``hallucination``, ``faithfulness``, ``redundant`` (benchmarks/README.md) and
-``headline`` (README.md).
+``headline``, ``joint`` (README.md).
 
 Statistics: paired differences Eagle − method over the same explanations, bootstrap intervals,
 Holm-corrected within each table (:func:`benchmarks.results.paired_comparisons`); "better",
@@ -61,7 +61,7 @@ DOCUMENTS = {
         "faithfulness",
         "redundant",
     ),
-    ROOT / "README.md": ("headline",),
+    ROOT / "README.md": ("headline", "joint"),
 }
 FIGURE = ROOT / "docs" / "frontier.png"
 
@@ -483,7 +483,18 @@ def sections(folder: Path | None = None) -> dict[str, str]:
         made[name] = text
     made["headline"] = headline(folder)
     made["redundant"] = redundant_tables(folder)
+    made["joint"] = joint_tables(folder)
     return made
+
+
+def joint_tables(folder: Path | None = None) -> str:
+    r"""The joint image + prompt ground-truth tables (README), by benchmarks.joint's report."""
+    from benchmarks import joint
+
+    paths = sorted(((folder or RESULTS) / "joint").glob("*.jsonl"))
+    if not paths:
+        return "No results yet."
+    return joint.report(*joint.read_jsonl(paths)).strip()
 
 
 def redundant_tables(folder: Path | None = None) -> str:
