@@ -25,17 +25,17 @@ all "yes").
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 
+from captum_eagle._deprecation import renamed_keywords, warn_deprecated
 from captum_eagle.attribution import EagleAttribution, EagleResult
 from captum_eagle.checks import check_int
 from captum_eagle.images import ImageLike
-from captum_eagle.maps import baseline_image, region_means, region_order, renamed_baseline_keyword
+from captum_eagle.maps import baseline_image, region_means, region_order
 from captum_eagle.masks import FeatureMask, as_feature_mask
 from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample
 
@@ -181,9 +181,11 @@ def prepare_case(
             "hallucination to explain or mitigate. Pick a case the model gets wrong."
         )
     try:
-        sample = wrapper.prepare(image, question, _counterfactual_text(answer, correct), targets=0)
+        sample = wrapper.prepare(
+            image, question, _counterfactual_text(answer, correct), target_tokens=0
+        )
     except ValueError:  # the model's spelling (e.g. "NO") is not in the vocabulary
-        sample = wrapper.prepare(image, question, correct, targets=0)
+        sample = wrapper.prepare(image, question, correct, target_tokens=0)
     first = sample.target_tokens[0].strip().lower()
     if not first or not correct.startswith(re.sub(r"\W", "", first)):
         raise ValueError(
@@ -224,11 +226,9 @@ def region_order_from_map(
         region id); ``region_map`` ``(N,)`` hallucination scores in ``[0, 1]``, high = removed
         early.
     """
-    warnings.warn(
-        "region_order_from_map is deprecated; use captum_eagle.maps.region_order (and "
-        "region_means), or pass attribution= to mitigate.",
-        DeprecationWarning,
-        stacklevel=2,
+    warn_deprecated(
+        "region_order_from_map",
+        "captum_eagle.maps.region_order (and region_means), or pass attribution= to mitigate",
     )
     return _removal_order(attribution, feature_mask, hallucination_end)
 
@@ -391,7 +391,7 @@ def _removal_images(
     return torch.where(pixel_rank < steps, baseline_image(baselines, image), image)
 
 
-@renamed_baseline_keyword
+@renamed_keywords(baseline="baselines")
 def mitigate(
     wrapper: MLLMForwardWrapper,
     case: HallucinationCase,
@@ -527,7 +527,7 @@ def mitigate(
     )
 
 
-@renamed_baseline_keyword
+@renamed_keywords(baseline="baselines")
 def explain_hallucination(
     wrapper: MLLMForwardWrapper,
     case: HallucinationCase,
@@ -628,12 +628,7 @@ _MOVED_TO_METRICS = ("amcr", "csr")
 
 def __getattr__(name: str) -> Any:
     if name in _MOVED_TO_METRICS:
-        warnings.warn(
-            f"captum_eagle.hallucination.{name} moved to captum_eagle.metrics.{name}; import it "
-            "from there. The old place will be removed in the next release.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warn_deprecated(f"captum_eagle.hallucination.{name}", f"captum_eagle.metrics.{name}")
         from captum_eagle import metrics
 
         return getattr(metrics, name)

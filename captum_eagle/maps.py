@@ -17,9 +17,7 @@ dataset runner) reads it through this module, so that one map means the same thi
 
 from __future__ import annotations
 
-import functools
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from numbers import Real
 from typing import Any, TypeVar
@@ -38,7 +36,6 @@ __all__ = [
     "pixel_scores",
     "region_means",
     "region_order",
-    "renamed_baseline_keyword",
 ]
 
 Baselines = float | torch.Tensor
@@ -370,42 +367,3 @@ def box_mask(box: Sequence[float] | torch.Tensor, size: tuple[int, int]) -> torc
     region = torch.zeros(height, width, dtype=torch.bool)
     region[y0:y1, x0:x1] = True
     return region
-
-
-def renamed_baseline_keyword(function: Function) -> Function:
-    r"""Accept the old keyword ``baseline=`` as ``baselines=`` (Captum's name), with a warning.
-
-    Decorates a function that takes ``baselines``; a call that passes ``baseline=`` still works
-    for one release and raises a :class:`DeprecationWarning`. Passing both is a ``TypeError``.
-
-    Examples::
-
-        >>> import warnings
-        >>> from captum_eagle.maps import renamed_baseline_keyword
-        >>> @renamed_baseline_keyword
-        ... def fill(*, baselines=0.0):
-        ...     return baselines
-        >>> with warnings.catch_warnings(record=True) as caught:
-        ...     warnings.simplefilter("always")
-        ...     fill(baseline=0.5), caught[0].category.__name__
-        (0.5, 'DeprecationWarning')
-    """
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if "baseline" in kwargs:
-            if "baselines" in kwargs:
-                raise TypeError(
-                    f"{function.__name__}() got both baseline= and baselines=; pass baselines= "
-                    "only."
-                )
-            warnings.warn(
-                f"{function.__name__}(baseline=...) is deprecated; use baselines=... (Captum's "
-                "name). The old keyword will be removed in the next release.",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            kwargs["baselines"] = kwargs.pop("baseline")
-        return function(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from captum_eagle._deprecation import renamed_keywords
 from captum_eagle.checks import check_bool, check_forward, check_real
 from captum_eagle.maps import (
     baseline_image,
@@ -40,7 +41,6 @@ from captum_eagle.maps import (
     cumulative_area,
     pixel_ranks,
     pixel_scores,
-    renamed_baseline_keyword,
 )
 from captum_eagle.masks import FeatureMask, as_feature_mask
 
@@ -430,7 +430,7 @@ def _search_curve(kind: CurveKind, result: Any, sample: Any) -> Curve:
     )
 
 
-@renamed_baseline_keyword
+@renamed_keywords(baseline="baselines")
 def insertion_curve(
     wrapper: Any,
     sample: Any,
@@ -501,7 +501,7 @@ def insertion_curve(
     return _curve("insertion", wrapper, sample, attribution, *options)
 
 
-@renamed_baseline_keyword
+@renamed_keywords(baseline="baselines")
 def deletion_curve(
     wrapper: Any,
     sample: Any,
@@ -545,7 +545,7 @@ def deletion_curve(
 
 
 # -- token selections --------------------------------------------------------------------------
-@renamed_baseline_keyword
+@renamed_keywords(baseline="baselines")
 def sensitive_tokens(
     wrapper: Any,
     sample: Any,

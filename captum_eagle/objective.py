@@ -14,13 +14,13 @@ their images too: tied candidates get bit-identical scores whatever batch they w
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, cast
 
 import torch
 
+from captum_eagle._deprecation import renamed_keywords
 from captum_eagle.batching import AutoBatchSize
 from captum_eagle.maps import baseline_image, check_baselines
 from captum_eagle.masks import FeatureMask
@@ -91,6 +91,7 @@ class SubsetScorer:
         6
     """
 
+    @renamed_keywords(baseline="baselines")
     def __init__(
         self,
         wrapper: MLLMForwardWrapper,
@@ -102,17 +103,7 @@ class SubsetScorer:
         insight_weight: float = 1.0,
         necessity_weight: float = 1.0,
         batch_size: int | str | AutoBatchSize | None = None,
-        baseline: float | torch.Tensor | None = None,
     ) -> None:
-        if baseline is not None:
-            if baselines is not None:
-                raise TypeError("Pass baselines= only; baseline= is its deprecated spelling.")
-            warnings.warn(
-                "SubsetScorer(baseline=...) is deprecated; pass baselines=... (Captum's name).",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            baselines = baseline
         baselines = 0.0 if baselines is None else baselines
         check_baselines(baselines)
         check_batch_size(batch_size)

@@ -7,28 +7,23 @@ working with a ``DeprecationWarning``.
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import Any
 
-
-def _warn(old: str, new: str) -> None:
-    warnings.warn(
-        f"{old} is deprecated and will be removed in the next release; use {new}.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
+from captum_eagle._deprecation import warn_deprecated
 
 
 def __getattr__(name: str) -> Any:
     import captum_eagle.run as package
 
     if name in package.__all__:
-        _warn(f"captum_eagle.runner.{name}", f"captum_eagle.run.{name}")
+        warn_deprecated(f"captum_eagle.runner.{name}", f"captum_eagle.run.{name}")
         return getattr(package, name)
     if name == "METHODS":
         from captum_eagle import baselines
 
-        _warn("captum_eagle.runner.METHODS", "captum_eagle.baselines.get_method / list_methods")
+        warn_deprecated(
+            "captum_eagle.runner.METHODS", "captum_eagle.baselines.get_method / list_methods"
+        )
         return {method: baselines.get_method(method) for method in baselines.list_methods()}
     raise AttributeError(f"module 'captum_eagle.runner' has no attribute {name!r}")
 
@@ -36,9 +31,5 @@ def __getattr__(name: str) -> Any:
 if __name__ == "__main__":
     from captum_eagle.run import main
 
-    warnings.warn(
-        "python -m captum_eagle.runner is deprecated; use python -m captum_eagle.run.",
-        DeprecationWarning,
-        stacklevel=1,
-    )
+    warn_deprecated("python -m captum_eagle.runner", "python -m captum_eagle.run", stacklevel=1)
     sys.exit(main())

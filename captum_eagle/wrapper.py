@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from PIL import Image
 from torch import nn
 from transformers import PreTrainedModel, ProcessorMixin
 
+from captum_eagle._deprecation import renamed_keywords, warn_deprecated
 from captum_eagle.families import ModelFamily, RegionSubsets, family_for
 from captum_eagle.families.base import check_processor_matches, processor_class_for
 from captum_eagle.images import ImageLike, check_pixels, to_image_tensor, to_pil
@@ -95,7 +95,7 @@ class PreparedSample:
 
     def with_targets(self, targets: TargetSelection) -> PreparedSample:
         """Deprecated name of :meth:`with_target_tokens`."""
-        _warn_renamed("PreparedSample.with_targets", "PreparedSample.with_target_tokens")
+        warn_deprecated("PreparedSample.with_targets", "PreparedSample.with_target_tokens")
         return self.with_target_tokens(targets)
 
     def word_spans(self) -> list[tuple[str, list[int]]]:
@@ -160,36 +160,6 @@ def _check_positive_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must be >= 1; got {value}.")
 
 
-def _reject_unknown_keywords(where: str, keywords: dict[str, Any]) -> None:
-    if keywords:
-        raise TypeError(f"{where} got unexpected keyword arguments {sorted(keywords)}.")
-
-
-def _renamed_keyword(
-    keywords: dict[str, Any],
-    where: str,
-    old: str,
-    new: str,
-    value: Any,
-    default: Any = None,
-) -> Any:
-    """Pop a deprecated keyword ``old`` of ``where`` (warning) and return the value to use."""
-    if old not in keywords:
-        return value
-    if value is not default:
-        raise TypeError(f"{where}() got both {old}= (deprecated) and {new}=; pass only {new}=.")
-    _warn_renamed(f"{where}({old}=...)", f"{where}({new}=...)", stacklevel=4)
-    return keywords.pop(old)
-
-
-def _warn_renamed(old: str, new: str, stacklevel: int = 3) -> None:
-    warnings.warn(
-        f"{old} is deprecated and will be removed in the next release; use {new}.",
-        DeprecationWarning,
-        stacklevel=stacklevel,
-    )
-
-
 def _check_prompt_ids(prompt_ids: torch.Tensor, batch: int, sample: PreparedSample) -> None:
     expected = (batch, sample.prompt_ids.shape[1])
     if not isinstance(prompt_ids, torch.Tensor) or tuple(prompt_ids.shape) != expected:
@@ -249,6 +219,7 @@ class MLLMForwardWrapper(nn.Module):
         torch.Size([1, 2])
     """
 
+    @renamed_keywords(score="score_type")
     def __init__(
         self,
         model: PreTrainedModel,
@@ -257,13 +228,8 @@ class MLLMForwardWrapper(nn.Module):
         family: str | None = None,
         batch_size: int = 16,
         score_type: ScoreType = "probability",
-        **deprecated: Any,
     ) -> None:
         super().__init__()
-        score_type = _renamed_keyword(
-            deprecated, "MLLMForwardWrapper", "score", "score_type", score_type, "probability"
-        )
-        _reject_unknown_keywords("MLLMForwardWrapper", deprecated)
         if score_type not in ("probability", "log_probability"):
             raise ValueError(
                 f"score_type must be 'probability' or 'log_probability'; got {score_type!r}."
@@ -281,7 +247,7 @@ class MLLMForwardWrapper(nn.Module):
     @property
     def score(self) -> str:
         """Deprecated name of :attr:`score_type`."""
-        _warn_renamed("MLLMForwardWrapper.score", "MLLMForwardWrapper.score_type")
+        warn_deprecated("MLLMForwardWrapper.score", "MLLMForwardWrapper.score_type")
         return self.score_type
 
     # -- construction ------------------------------------------------------------------------
@@ -338,6 +304,7 @@ class MLLMForwardWrapper(nn.Module):
         return self.processor.tokenizer
 
     # -- preparing a sample ------------------------------------------------------------------
+    @renamed_keywords(target="answer", targets="target_tokens")
     def prepare(
         self,
         image: ImageLike,
@@ -347,7 +314,6 @@ class MLLMForwardWrapper(nn.Module):
         target_tokens: TargetSelection = None,
         max_new_tokens: int = 32,
         apply_chat_template: bool = True,
-        **deprecated: Any,
     ) -> PreparedSample:
         r"""Resize the image to the model's input grid, tokenise, and fix the answer to explain.
 
@@ -368,8 +334,9 @@ class MLLMForwardWrapper(nn.Module):
             apply_chat_template (bool): format ``prompt`` with the processor's chat template
                 (default). If ``False``, ``prompt`` is used verbatim and must hold the image token
                 exactly once.
-            **deprecated: ``target=`` (now ``answer=``) and ``targets=`` (now
-                ``target_tokens=``) still work and warn.
+
+        ``target=`` (now ``answer=``) and ``targets=`` (now ``target_tokens=``) still work for one
+        release and warn.
 
         Returns:
             PreparedSample
@@ -390,11 +357,6 @@ class MLLMForwardWrapper(nn.Module):
             >>> sample.image.shape, sample.answer_tokens, sample.target_tokens
             (torch.Size([1, 3, 32, 32]), ['a', ' red', ' cat'], [' cat'])
         """
-        answer = _renamed_keyword(deprecated, "prepare", "target", "answer", answer)
-        target_tokens = _renamed_keyword(
-            deprecated, "prepare", "targets", "target_tokens", target_tokens
-        )
-        _reject_unknown_keywords("prepare()", deprecated)
         _check_positive_int("max_new_tokens", max_new_tokens)
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("The prompt is empty; pass the question or instruction to explain.")

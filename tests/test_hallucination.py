@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib
 import pytest
 import torch
@@ -332,11 +334,18 @@ def test_shapes_model_hallucination_is_fixed_by_removing_its_distractor():
 
 
 # -- names that moved --------------------------------------------------------------------------
+def test_prepare_case_uses_no_deprecated_keyword(llava, grey) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        case = prepare_case(llava, grey, QUESTION, answer=" Yes.")
+    assert case.sample.target_tokens[0].strip().lower() == "no"
+
+
 def test_moved_names_warn_and_still_work(llava, case, grid, monkeypatch):
     import captum_eagle.hallucination as hallucination
     from captum_eagle import metrics
 
-    with pytest.warns(DeprecationWarning, match=r"moved to captum_eagle\.metrics\.amcr"):
+    with pytest.warns(DeprecationWarning, match=r"use captum_eagle\.metrics\.amcr"):
         assert hallucination.amcr is metrics.amcr
     with pytest.warns(DeprecationWarning, match=r"captum_eagle\.metrics\.csr"):
         assert hallucination.csr is metrics.csr

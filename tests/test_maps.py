@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from captum_eagle.maps import (
     pixel_scores,
     region_means,
     region_order,
-    renamed_baseline_keyword,
 )
 
 GRID = FeatureMask.grid((4, 4), 2, 2)  # four 2×2 regions, ids row-major
@@ -124,21 +122,6 @@ def test_box_mask_convention_and_errors() -> None:
         box_mask((2, 0, 2, 1), (2, 4))
     with pytest.raises(ValueError, match="4 finite numbers"):
         box_mask((0, 0, math.nan, 1), (2, 4))
-
-
-def test_renamed_baseline_keyword_warns_and_forwards() -> None:
-    @renamed_baseline_keyword
-    def fill(value: float, *, baselines: float = 0.0) -> float:
-        return value + baselines
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert fill(1.0, baselines=0.5) == 1.5  # the new name: no warning
-    with pytest.warns(DeprecationWarning, match=r"fill\(baseline=...\) is deprecated"):
-        assert fill(1.0, baseline=0.25) == 1.25
-    with pytest.raises(TypeError, match="both baseline= and baselines="):
-        fill(1.0, baseline=0.1, baselines=0.2)
-    assert fill.__name__ == "fill"
 
 
 def test_box_mask_is_clamped_to_the_map() -> None:

@@ -162,7 +162,7 @@ def test_deprecated_baseline_keyword_warns_and_agrees(fake, fake_sample) -> None
     with pytest.warns(DeprecationWarning, match=r"sensitive_tokens\(baseline=\.\.\.\)"):
         old_tokens = sensitive_tokens(fake, fake_sample, baseline=0.5)
     assert torch.equal(old_tokens, sensitive_tokens(fake, fake_sample, baselines=0.5))
-    with pytest.raises(TypeError, match="pass baselines= only"):
+    with pytest.raises(TypeError, match="pass only baselines="):
         insertion_curve(fake, fake_sample, object_map(), baselines=0.0, baseline=0.0)
 
 

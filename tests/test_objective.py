@@ -138,10 +138,10 @@ def test_baseline_errors_name_the_problem(llava, llava_sample, grid) -> None:
 
 
 def test_old_baseline_keyword_warns(llava, llava_sample, grid) -> None:
-    with pytest.warns(DeprecationWarning, match="pass baselines="):
+    with pytest.warns(DeprecationWarning, match=r"use SubsetScorer\(baselines=\.\.\.\)"):
         scorer = SubsetScorer(llava, llava_sample, grid, baseline=0.5)
     assert torch.equal(scorer.baseline, torch.full_like(llava_sample.image, 0.5))
-    with pytest.raises(TypeError, match="Pass baselines= only"):
+    with pytest.raises(TypeError, match="pass only baselines="):
         SubsetScorer(llava, llava_sample, grid, baselines=0.5, baseline=0.5)
 
 

@@ -221,10 +221,13 @@ def test_deprecated_prepare_keywords_warn_and_agree(wrapper, photo, sample) -> N
         old = wrapper.prepare(photo, PROMPT, target=TARGET, target_tokens="cat")
     assert torch.equal(old.answer_ids, new.answer_ids) and old.target_tokens == [" cat"]
     assert {w.filename for w in caught if "prepare(target=" in str(w.message)} == {__file__}
-    with pytest.warns(DeprecationWarning, match=r"use prepare\(target_tokens=\.\.\.\)"):
+    with pytest.warns(
+        DeprecationWarning, match=r"use MLLMForwardWrapper\.prepare\(target_tokens=\.\.\.\)"
+    ) as caught:
         old = wrapper.prepare(photo, PROMPT, TARGET, targets="cat")
     assert torch.equal(old.target_indices, new.target_indices)
-    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['answers'\]"):
+    assert {w.filename for w in caught} == {__file__}
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'answers'"):
         wrapper.prepare(photo, PROMPT, answers=TARGET)
     with pytest.raises(TypeError, match=r"both target= \(deprecated\) and answer=; pass only"):
         wrapper.prepare(photo, PROMPT, TARGET, target="a cat")
@@ -237,8 +240,11 @@ def test_deprecated_with_targets_warns_and_agrees(sample) -> None:
 
 
 def test_deprecated_score_keyword_and_attribute(tiny) -> None:
-    with pytest.warns(DeprecationWarning, match=r"score=\.\.\.\) is deprecated"):
+    with pytest.warns(
+        DeprecationWarning, match=r"use MLLMForwardWrapper\(score_type=\.\.\.\)"
+    ) as caught:
         old = MLLMForwardWrapper(*tiny, score="log_probability")
+    assert {w.filename for w in caught} == {__file__}
     assert old.score_type == "log_probability"
     with pytest.warns(DeprecationWarning, match="use MLLMForwardWrapper.score_type"):
         assert old.score == "log_probability"
