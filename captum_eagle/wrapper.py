@@ -21,6 +21,7 @@ from torch import nn
 from transformers import PreTrainedModel, ProcessorMixin
 
 from captum_eagle._deprecation import renamed_keywords, warn_deprecated
+from captum_eagle.checks import check_int
 from captum_eagle.families import ModelFamily, RegionSubsets, family_for
 from captum_eagle.families.base import check_processor_matches, processor_class_for
 from captum_eagle.images import ImageLike, check_pixels, to_image_tensor, to_pil
@@ -153,13 +154,6 @@ def _word_indices(sample: PreparedSample, word: str) -> torch.Tensor:
     )
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int; got {value!r} ({type(value).__name__}).")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1; got {value}.")
-
-
 def _check_prompt_ids(prompt_ids: torch.Tensor, batch: int, sample: PreparedSample) -> None:
     expected = (batch, sample.prompt_ids.shape[1])
     if not isinstance(prompt_ids, torch.Tensor) or tuple(prompt_ids.shape) != expected:
@@ -234,14 +228,14 @@ class MLLMForwardWrapper(nn.Module):
             raise ValueError(
                 f"score_type must be 'probability' or 'log_probability'; got {score_type!r}."
             )
-        _check_positive_int("batch_size", batch_size)
+        check_int("batch_size", batch_size, least=1)
         adapter_class = family_for(model, family)
         adapter = adapter_class(model, processor)  # refuses a processor without images first
         check_processor_matches(model, processor, adapter_class)
         self.model = model.eval()
         self.processor = processor
         self.adapter: ModelFamily = adapter
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.score_type = score_type
 
     @property
@@ -357,7 +351,7 @@ class MLLMForwardWrapper(nn.Module):
             >>> sample.image.shape, sample.answer_tokens, sample.target_tokens
             (torch.Size([1, 3, 32, 32]), ['a', ' red', ' cat'], [' cat'])
         """
-        _check_positive_int("max_new_tokens", max_new_tokens)
+        check_int("max_new_tokens", max_new_tokens, least=1)
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("The prompt is empty; pass the question or instruction to explain.")
         tensor = to_image_tensor(image)
@@ -610,7 +604,7 @@ class MLLMForwardWrapper(nn.Module):
         self, images: torch.Tensor, sample: PreparedSample, *, max_new_tokens: int = 32
     ) -> list[torch.Tensor]:
         r"""Greedy answers for a batch of images under the sample's prompt (EOS stripped)."""
-        _check_positive_int("max_new_tokens", max_new_tokens)
+        check_int("max_new_tokens", max_new_tokens, least=1)
         self._check_images(images, sample)
         answers: list[torch.Tensor] = []
         eos = self._eos_ids()
@@ -629,7 +623,7 @@ class MLLMForwardWrapper(nn.Module):
             inputs.update(self.adapter.pixel_inputs(chunk))
             output = self.model.generate(
                 **inputs,
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=int(max_new_tokens),
                 do_sample=False,
                 num_beams=1,
                 pad_token_id=self._pad_id(eos),

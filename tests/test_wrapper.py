@@ -339,6 +339,13 @@ def test_batch_size_and_max_new_tokens_are_positive_ints(
         wrapper.prepare(sample.image, PROMPT, max_new_tokens=value)
 
 
+def test_batch_size_and_max_new_tokens_accept_numpy_ints(tiny, wrapper, sample) -> None:
+    numpy_batch = MLLMForwardWrapper(*tiny, batch_size=np.int64(4)).batch_size
+    assert numpy_batch == 4 and type(numpy_batch) is int
+    answer = wrapper.generate(sample.image, sample, max_new_tokens=np.int64(2))
+    assert answer == wrapper.generate(sample.image, sample, max_new_tokens=2)
+
+
 @pytest.mark.parametrize(
     ("model_family", "processor_family", "disagreement"),
     [
