@@ -3,8 +3,9 @@ r"""Every benchmark table of ``benchmarks/README.md`` and ``README.md``, made fr
 The tables live between marker comments, ``<!-- report:NAME -->`` … ``<!-- /report:NAME -->``;
 this script recomputes each from ``benchmarks/results/<benchmark>/*.jsonl``
 (:mod:`benchmarks.results`) and replaces the text between the markers. Sections: ``frontier``,
-``frontier-verdicts``, ``hallucination``, ``faithfulness``, ``redundant`` (benchmarks/README.md) and
-``headline``, ``joint`` (README.md).
+``frontier-verdicts``, ``hallucination``, ``faithfulness``, ``redundant``
+(benchmarks/README.md) and ``supported-models``, ``speed-generic``, ``headline``, ``joint``,
+``speed-exact`` (README.md).
 
 Statistics: paired differences Eagle − method over the same explanations, bootstrap intervals,
 Holm-corrected within each table (:func:`benchmarks.results.paired_comparisons`); "better",
@@ -61,7 +62,7 @@ DOCUMENTS = {
         "faithfulness",
         "redundant",
     ),
-    ROOT / "README.md": ("headline", "joint"),
+    ROOT / "README.md": ("supported-models", "speed-generic", "headline", "joint", "speed-exact"),
 }
 FIGURE = ROOT / "docs" / "frontier.png"
 
@@ -70,6 +71,12 @@ def load(benchmark: str, folder: Path | None = None) -> tuple[list[Record], list
     r"""Headers and records of every ``*.jsonl`` of ``folder/benchmark`` (empty if none)."""
     paths = sorted(((folder or RESULTS) / benchmark).glob("*.jsonl"))
     return read_results(paths) if paths else ([], [])
+
+
+def load_file(name: str, folder: Path | None = None) -> tuple[list[Record], list[Record]]:
+    r"""Header and records of the one results file ``folder/name`` (empty if it is missing)."""
+    path = (folder or RESULTS) / name
+    return read_results([path]) if path.is_file() else ([], [])
 
 
 # -- per-case values ---------------------------------------------------------------------------
@@ -119,15 +126,19 @@ def environment(headers: Sequence[Record]) -> str:
         return ""
     first = headers[0]
     where, versions = first["machine"], first["versions"]
-    weights = first["weights"].get("weights_sha256", first["weights"].get("model", "?"))
+    sha = first["weights"].get("weights_sha256")
+    model = (
+        f"shapes weights sha256 `{sha[:8]}…{sha[-6:]}`"
+        if sha
+        else f"model {first['weights'].get('model', '?')} (random weights)"
+    )
     commands = "; ".join(f"`{h['command']}`" for h in headers)
     dates = sorted({h["date"][:10] for h in headers})
     return (
         f"Run {', '.join(dates)} on {where['platform']}, {where['cpus']} CPUs shared with other "
         f"jobs (torch threads per process: {where['torch_threads']}); torch {versions['torch']}, "
         f"transformers {versions['transformers']}, captum {versions['captum']}, captum-eagle "
-        f"{versions['captum-eagle']}; shapes weights sha256 `{weights[:8]}…{weights[-6:]}`. "
-        f"Commands: {commands}."
+        f"{versions['captum-eagle']}; {model}. Commands: {commands}."
     )
 
 
@@ -484,7 +495,47 @@ def sections(folder: Path | None = None) -> dict[str, str]:
     made["headline"] = headline(folder)
     made["redundant"] = redundant_tables(folder)
     made["joint"] = joint_tables(folder)
+    made.update(speed_tables(folder))
+    made["supported-models"] = supported_models_table(folder)
     return made
+
+
+def _with_environment(
+    headers: Sequence[Record], records: Sequence[Record], build: Callable[[list[Record]], str]
+) -> str:
+    r"""The runs' environment paragraph, then ``build(records)``; "No results yet." if none."""
+    if not records:
+        return "No results yet."
+    return environment(headers) + "\n\n" + build(list(records))
+
+
+def speed_tables(folder: Path | None = None) -> dict[str, str]:
+    r"""``speed-exact`` (engine against the naive search) and ``speed-generic`` (generic path
+    against the adapter), by :mod:`benchmarks.speed`'s tables."""
+    from benchmarks import speed
+
+    headers, rows = load_file("speed/exact_engine.jsonl", folder)
+
+    def exact(rows: list[Record]) -> str:
+        first, repeats = rows[0], headers[0]["config"]["repeats"]
+        return (
+            f"Model {first['model']}, image {first['image'][0]}×{first['image'][1]}, "
+            f"{first['answer_tokens']}-token answer; engine time = median of {repeats} runs.\n\n"
+            + speed.exact_table(rows)
+        )
+
+    made = {"speed-exact": _with_environment(headers, rows, exact)}
+    headers, rows = load_file("speed/generic_vs_adapter.jsonl", folder)
+    made["speed-generic"] = _with_environment(headers, rows, speed.generic_table)
+    return made
+
+
+def supported_models_table(folder: Path | None = None) -> str:
+    r"""The README's supported-models table, by :mod:`benchmarks.supported_models`."""
+    from benchmarks import supported_models
+
+    _, rows = load_file("supported_models/conformance.jsonl", folder)
+    return supported_models.table(rows) if rows else "No results yet."
 
 
 def joint_tables(folder: Path | None = None) -> str:

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -85,7 +86,9 @@ def weights_info(model: str) -> dict[str, Any]:
     return info
 
 
-def header(benchmark: str, model: str, config: Mapping[str, Any]) -> dict[str, Any]:
+def header(
+    benchmark: str, model: str, config: Mapping[str, Any], argv: Sequence[str] | None = None
+) -> dict[str, Any]:
     r"""The first record of a results file.
 
     Args:
@@ -93,6 +96,8 @@ def header(benchmark: str, model: str, config: Mapping[str, Any]) -> dict[str, A
         model (str): ``"shapes"`` (the bundled weights, hashed) or another model name.
         config (mapping): the run's settings (e.g. ``vars(args)``); values that are not JSON
             types are stored as text.
+        argv (sequence of str, optional): the arguments the script's ``main(argv)`` was given,
+            for the command line. Default: ``sys.argv[1:]``.
 
     Returns:
         dict: ``type``, ``benchmark``, ``command``, ``date``, ``machine``, ``versions``,
@@ -101,7 +106,7 @@ def header(benchmark: str, model: str, config: Mapping[str, Any]) -> dict[str, A
     return {
         "type": "header",
         "benchmark": benchmark,
-        "command": "python " + " ".join([_script(), *sys.argv[1:]]),
+        "command": "python " + shlex.join([_script(), *(sys.argv[1:] if argv is None else argv)]),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "versions": versions(),
@@ -320,3 +325,18 @@ def paired_comparisons(
             len(values), mean, float(low), float(high), level, adjusted[key], verdict
         )
     return results
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    r"""A markdown table with one header line.
+
+    Examples::
+
+        >>> print(markdown_table(["N", "seconds"], [[16, 0.5]]))
+        | N | seconds |
+        |---|---|
+        | 16 | 0.5 |
+    """
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

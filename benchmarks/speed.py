@@ -17,29 +17,34 @@ tensors. "authors' π = naive" may be "NO": the authors' style rounds each maske
 PIL and re-runs the processor, so its probabilities differ in the last digits and near-ties can
 break the other way; it is a speed reference, not a correctness check.
 
+One row per N goes to ``benchmarks/results/speed/exact_engine.jsonl`` after a header
+(:mod:`benchmarks.results`: command, machine, versions, weights); ``python benchmarks/report.py
+--write`` makes the README's table (``<!-- report:speed-exact -->``) from it.
+
 Usage::
 
-    python benchmarks/speed.py --model shapes --regions 16 32 64 --steps 2
+    python benchmarks/speed.py --model shapes --regions 16 32 64 --steps 0 --threads 1 --repeats 3
 
 ``--generic`` instead compares, in one run, the generic processor path (``family="generic"``:
 the processor's region basis, ``N + 1`` processor calls, then one matmul per batch) with the
 family's torch adapter on the same image (at the model's input size, so that the processor does
 not resize and both paths see the same pixels): forwards per second, the processor's share of the
 generic explanation's time, and whether the orders are identical. The rows go to
-``benchmarks/results/speed/generic_vs_adapter.jsonl`` (after a header: command, machine,
-versions) and the table to the README block ``<!-- report:speed-generic -->``::
+``benchmarks/results/speed/generic_vs_adapter.jsonl`` (README section
+``<!-- report:speed-generic -->``)::
 
     python benchmarks/speed.py --generic --model shapes tiny-llava tiny-qwen2_5_vl \
-        tiny-internvl --regions 16 --readme README.md
+        tiny-internvl --regions 8 16 --repeats 5 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,12 +55,20 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.reference` im
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.reference import naive_greedy  # noqa: E402
-from benchmarks.results_io import header, markdown_table, write_block, write_jsonl  # noqa: E402
+from benchmarks.results import (  # noqa: E402
+    RESULTS,
+    header,
+    markdown_table,
+    read_results,
+    results_file,
+    write_record,
+)
 from captum_eagle import EagleAttribution, EagleResult, FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.images import to_image_tensor, to_pil  # noqa: E402
 from captum_eagle.wrapper import PreparedSample  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "speed" / "generic_vs_adapter.jsonl"
+EXACT_RESULTS = RESULTS / "speed" / "exact_engine.jsonl"
+GENERIC_RESULTS = RESULTS / "speed" / "generic_vs_adapter.jsonl"
 
 
 def load(model: str) -> tuple[MLLMForwardWrapper, np.ndarray, str]:
@@ -143,9 +156,97 @@ def _timed_explains(
     return timed
 
 
+def exact_vs_naive(
+    model: str, regions: list[int], steps: int, repeats: int, batch_size: int
+) -> Iterator[dict[str, object]]:
+    r"""One row per N: the engine's median time against the naive and authors'-style searches.
+
+    With ``steps`` > 0 the naive and authors' searches run that many greedy steps and their time
+    is extrapolated to the full ``N(N+1)`` forwards; with 0 they run fully.
+    """
+    wrapper, image, prompt = load(model)
+    wrapper.batch_size = batch_size
+    sample = wrapper.prepare(image, prompt)
+    for requested in regions:
+        mask = FeatureMask.slico(sample.image, requested)
+        n = mask.n_regions
+        full = n * (n + 1)
+        engine_seconds, engine_forwards, engine_order = _timed_explains(
+            [(wrapper, sample)], mask, repeats
+        )[0]
+        timed_steps = steps or n
+        started = time.perf_counter()
+        naive = naive_greedy(wrapper, sample, mask, max_steps=timed_steps)
+        naive_seconds = (time.perf_counter() - started) / naive.forwards * full
+        authors_seconds, authors_forwards, authors_order = authors_style(
+            wrapper, sample, mask, timed_steps
+        )
+        yield {
+            "type": "exact_vs_naive",
+            "model": model,
+            "answer": sample.answer,
+            "answer_tokens": sample.n_targets,
+            "image": list(sample.image.shape[-2:]),
+            "requested": requested,
+            "regions": n,
+            "steps": timed_steps,
+            "engine_forwards": engine_forwards,
+            "engine_seconds": engine_seconds,
+            "naive_seconds": naive_seconds,
+            "authors_seconds": authors_seconds / authors_forwards * full,
+            "engine_same_order": engine_order[: len(naive.order)] == naive.order,
+            "authors_same_order": authors_order == naive.order,
+        }
+
+
+def exact_table(rows: list[dict[str, Any]]) -> str:
+    r"""The engine against the naive and authors' searches: a markdown table and a summary.
+
+    Examples::
+
+        >>> row = {"regions": 4, "steps": 4, "engine_forwards": 16, "engine_seconds": 0.1}
+        >>> row |= {"naive_seconds": 0.3, "authors_seconds": 0.4}
+        >>> row |= {"engine_same_order": True, "authors_same_order": False}
+        >>> print(exact_table([row]))
+        | N | engine forwards | engine s | naive s | authors' s | ×naive | ×authors' | engine π = naive | authors' π = naive |
+        |---|---|---|---|---|---|---|---|---|
+        | 4 | 16 | 0.10 | 0.30 | 0.40 | 3.0 | 4.0 | yes | NO |
+        <BLANKLINE>
+        The engine reproduces the naive order at every N and is 3.0× faster than the naive search.
+    """  # noqa: E501
+    yes = {True: "yes", False: "NO"}
+    cells, ratios = [], []
+    for row in rows:
+        note = "" if row["steps"] == row["regions"] else f" (first {row['steps']} steps)"
+        ratios.append(row["naive_seconds"] / row["engine_seconds"])
+        cells.append(
+            [
+                row["regions"],
+                row["engine_forwards"],
+                f"{row['engine_seconds']:.2f}",
+                f"{row['naive_seconds']:.2f}",
+                f"{row['authors_seconds']:.2f}",
+                f"{ratios[-1]:.1f}",
+                f"{row['authors_seconds'] / row['engine_seconds']:.1f}",
+                yes[row["engine_same_order"]] + note,
+                yes[row["authors_same_order"]] + note,
+            ]
+        )
+    columns = ["N", "engine forwards", "engine s", "naive s", "authors' s", "×naive"]
+    columns += ["×authors'", "engine π = naive", "authors' π = naive"]
+    same = all(row["engine_same_order"] for row in rows)
+    summary = (
+        f"The engine {'reproduces' if same else 'does NOT reproduce'} the naive order at every N "
+        f"and is {_spread(ratios, 1)}× faster than the naive search."
+    )
+    if any(row["steps"] != row["regions"] for row in rows):
+        summary += " Naive and authors' times: the first steps timed, extrapolated to N(N+1)."
+    return markdown_table(columns, cells) + "\n\n" + summary
+
+
 def generic_vs_adapter(
     model: str, regions: list[int], repeats: int, batch_size: int
-) -> list[dict[str, object]]:
+) -> Iterator[dict[str, object]]:
     r"""One row per N: the generic path against the family's adapter on the same image."""
     adapter, image, prompt = load(model)
     adapter.batch_size = batch_size
@@ -161,7 +262,6 @@ def generic_vs_adapter(
     with torch.no_grad():  # warm-up: the first forward of a process is slower
         adapter(adapter_sample.image, adapter_sample)
         generic(generic_sample.image, generic_sample)
-    rows = []
     for requested in regions:
         mask = FeatureMask.slico(adapter_sample.image, requested)
         (
@@ -174,28 +274,39 @@ def generic_vs_adapter(
             generic.adapter.region_basis(generic_sample.image, mask.mask, 0.0)
             basis_times.append(time.perf_counter() - started)
         processor_s = float(np.median(basis_times))
-        rows.append(
-            {
-                "model": model,
-                "regions": mask.n_regions,
-                "answer_tokens": adapter_sample.n_targets,
-                "adapter_forwards": adapter_forwards,
-                "adapter_seconds": round(adapter_s, 4),
-                "adapter_forwards_per_s": round(adapter_forwards / adapter_s, 1),
-                "generic_forwards": generic_forwards,
-                "generic_seconds": round(generic_s, 4),
-                "generic_forwards_per_s": round(generic_forwards / generic_s, 1),
-                "generic_speed_ratio": round(adapter_s / generic_s, 3),
-                "processor_seconds": round(processor_s, 4),
-                "processor_share": round(processor_s / generic_s, 3),
-                "same_order": adapter_order == generic_order,
-            }
-        )
-    return rows
+        yield {
+            "type": "generic_vs_adapter",
+            "model": model,
+            "regions": mask.n_regions,
+            "answer_tokens": adapter_sample.n_targets,
+            "adapter_forwards": adapter_forwards,
+            "adapter_seconds": round(adapter_s, 4),
+            "adapter_forwards_per_s": round(adapter_forwards / adapter_s, 1),
+            "generic_forwards": generic_forwards,
+            "generic_seconds": round(generic_s, 4),
+            "generic_forwards_per_s": round(generic_forwards / generic_s, 1),
+            "generic_speed_ratio": round(adapter_s / generic_s, 3),
+            "processor_seconds": round(processor_s, 4),
+            "processor_share": round(processor_s / generic_s, 3),
+            "same_order": adapter_order == generic_order,
+        }
 
 
-def generic_table(rows: list[dict[str, object]]) -> str:
-    """The comparison as a markdown table."""
+def generic_table(rows: list[dict[str, Any]]) -> str:
+    r"""The generic path against the adapter: a markdown table and a summary.
+
+    Examples::
+
+        >>> row = {"model": "tiny-llava", "regions": 9, "adapter_forwards_per_s": 1000.0}
+        >>> row |= {"generic_forwards_per_s": 1050.0, "generic_speed_ratio": 1.05}
+        >>> row |= {"processor_share": 0.05, "same_order": True}
+        >>> print(generic_table([row]))
+        | model | N | adapter forwards/s | generic forwards/s | generic speed (× adapter) | processor share | same order |
+        |---|---|---|---|---|---|---|
+        | tiny-llava | 9 | 1000.0 | 1050.0 | 1.05 | 5.0% | yes |
+        <BLANKLINE>
+        The generic path runs at 1.05× the adapter's speed, within 10% of it (≥ 0.90×) on every row, with identical orders on every row.
+    """  # noqa: E501
     columns = ["model", "N", "adapter forwards/s", "generic forwards/s"]
     columns += ["generic speed (× adapter)", "processor share", "same order"]
     cells = [
@@ -210,7 +321,23 @@ def generic_table(rows: list[dict[str, object]]) -> str:
         ]
         for row in rows
     ]
-    return markdown_table(columns, cells)
+    ratios = [float(row["generic_speed_ratio"]) for row in rows]
+    close = sum(ratio >= 0.9 for ratio in ratios)
+    same = sum(bool(row["same_order"]) for row in rows)
+    summary = (
+        f"The generic path runs at {_spread(ratios, 2)}× the adapter's speed, "
+        + ("within 10% of it (≥ 0.90×) on every row" if close == len(rows) else
+           f"within 10% of it (≥ 0.90×) on {close} of {len(rows)} rows")
+        + (", with identical orders on every row." if same == len(rows) else
+           f", with identical orders on {same} of {len(rows)} rows.")
+    )  # fmt: skip
+    return markdown_table(columns, cells) + "\n\n" + summary
+
+
+def _spread(values: list[float], digits: int) -> str:
+    r"""``"1.03–1.15"``: the smallest and largest value (one number when they print alike)."""
+    low, high = f"{min(values):.{digits}f}", f"{max(values):.{digits}f}"
+    return low if low == high else f"{low}–{high}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -224,8 +351,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--generic", action="store_true", help="compare the generic path with the adapter"
     )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results file (--generic)")
-    parser.add_argument("--readme", type=Path, help="README to update (--generic)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"results file (default: {EXACT_RESULTS.relative_to(ROOT)}, with --generic "
+        f"{GENERIC_RESULTS.relative_to(ROOT)})",
+    )
     parser.add_argument("--regions", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--steps", type=int, default=2, help="timed steps (0 = full runs)")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -234,61 +366,24 @@ def main(argv: list[str] | None = None) -> None:
         "--repeats", type=int, default=3, help="engine runs per N; the median time is reported"
     )
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    if args.generic:
-        rows: list[dict[str, object]] = []
-        for model in args.model:  # written after each model: a cut run keeps what it measured
-            rows += generic_vs_adapter(model, args.regions, args.repeats, args.batch_size)
-            write_jsonl(args.out, header(argv), rows)
-        table = generic_table(rows)
-        print(table)
-        if args.readme is not None:
-            write_block(args.readme, "speed-generic", table)
-        return
-    if len(args.model) != 1:
+    if not args.generic and len(args.model) != 1:
         parser.error("one --model at a time without --generic")
-    wrapper, image, prompt = load(args.model[0])
-    wrapper.batch_size = args.batch_size
-    sample = wrapper.prepare(image, prompt)
-    print(
-        f"model={args.model[0]} answer={sample.answer!r} T={sample.n_targets} "
-        f"image={tuple(sample.image.shape[-2:])} torch={torch.__version__} "
-        f"cpu={platform.processor() or platform.machine()} threads={torch.get_num_threads()}"
-    )
-    print()
-    print(
-        "| N | engine forwards | engine s | naive s | authors' s | ×naive | ×authors' "
-        "| engine π = naive | authors' π = naive |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    yes = {True: "yes", False: "NO"}
-    for requested in args.regions:
-        mask = FeatureMask.slico(sample.image, requested)
-        n = mask.n_regions
-        full = n * (n + 1)
-        engine_seconds, engine_forwards, engine_order = _timed_explains(
-            [(wrapper, sample)], mask, args.repeats
-        )[0]
-        steps = args.steps or n
-        started = time.perf_counter()
-        naive = naive_greedy(wrapper, sample, mask, max_steps=steps)
-        naive_seconds = (time.perf_counter() - started) / naive.forwards * full
-        engine_same = engine_order[: len(naive.order)] == naive.order
-        authors_seconds, authors_forwards, authors_order = authors_style(
-            wrapper, sample, mask, steps
-        )
-        authors_seconds = authors_seconds / authors_forwards * full
-        note = "" if args.steps == 0 else f" (first {steps} steps)"
-        print(
-            f"| {n} | {engine_forwards} | {engine_seconds:.2f} | {naive_seconds:.2f} | "
-            f"{authors_seconds:.2f} | {naive_seconds / engine_seconds:.1f} | "
-            f"{authors_seconds / engine_seconds:.1f} | {yes[engine_same]}{note} | "
-            f"{yes[authors_order == naive.order]}{note} |"
-        )
-    if args.steps:
-        print(
-            f"\nnaive and authors' times: {args.steps} greedy steps timed, extrapolated to N(N+1)."
-        )
+    torch.set_num_threads(args.threads)
+    out = args.out or (GENERIC_RESULTS if args.generic else EXACT_RESULTS)
+    weights = "shapes" if "shapes" in args.model else args.model[0]
+    # each row is written as it is measured: a cut run keeps what it measured
+    with results_file(out, header("speed", weights, vars(args), argv)) as file:
+        if args.generic:
+            for model in args.model:
+                for row in generic_vs_adapter(model, args.regions, args.repeats, args.batch_size):
+                    write_record(file, row)
+        else:
+            for row in exact_vs_naive(
+                args.model[0], args.regions, args.steps, args.repeats, args.batch_size
+            ):
+                write_record(file, row)
+    rows = read_results([out])[1]
+    print(generic_table(rows) if args.generic else exact_table(rows))
 
 
 if __name__ == "__main__":

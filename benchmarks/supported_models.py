@@ -4,19 +4,18 @@ For every tiny family of :mod:`captum_eagle.testing` this runs ``tests/test_conf
 (pytest, one process per family) and records, per family: the model class, whether a torch
 adapter or the generic processor path serves it, whether gradient methods run on it, the
 checkpoints it stands for, and the conformance result (tests passed / failed). The rows go to
-``benchmarks/results/supported_models.json`` (with a header: command, machine, versions) and the
-table to the README block ``<!-- report:supported-models -->``.
+``benchmarks/results/supported_models/conformance.jsonl`` after a header
+(:mod:`benchmarks.results`), and ``python benchmarks/report.py --write`` makes the README's table
+from them.
 
 Usage::
 
-    python benchmarks/supported_models.py --readme README.md          # run the kit, then write
-    python benchmarks/supported_models.py --from-results --readme README.md  # rewrite table only
+    python benchmarks/supported_models.py && python benchmarks/report.py --write
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -24,13 +23,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.results_io` importable
+if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.*` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.results_io import header, markdown_table, write_block  # noqa: E402
+from benchmarks.results import (  # noqa: E402
+    RESULTS,
+    header,
+    markdown_table,
+    results_file,
+    write_record,
+)
 from captum_eagle.testing import TINY_MODELS, list_tiny_models, tiny_model_path  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "supported_models.json"
+CONFORMANCE = RESULTS / "supported_models" / "conformance.jsonl"
 KIT = "tests/test_conformance.py"
 
 
@@ -68,6 +73,7 @@ def family_row(family: str, conformance: dict[str, object]) -> dict[str, object]
     spec = TINY_MODELS.get(family)
     path = tiny_model_path(family)
     return {
+        "type": "family",
         "family": family,
         "model_class": spec.model_class,
         "path": "generic" if path == "generic" else f"adapter ({path}) + generic",
@@ -100,27 +106,14 @@ def table(rows: list[dict[str, object]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", nargs="+", default=None, help="default: every tiny family")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
-    parser.add_argument("--readme", type=Path, help="README whose block to rewrite")
-    parser.add_argument(
-        "--from-results", action="store_true", help="rewrite the table from --out, run nothing"
-    )
+    parser.add_argument("--out", type=Path, default=CONFORMANCE, help="results file")
     args = parser.parse_args(argv)
-    if args.from_results:
-        if not args.out.is_file():
-            raise FileNotFoundError(f"No results at {args.out}; run without --from-results.")
-        rows = json.loads(args.out.read_text())["rows"]
-    else:
-        rows = []
-        args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with results_file(args.out, header("supported_models", "tiny", vars(args), argv)) as file:
         for name in args.families or list_tiny_models():  # written per family: a cut run keeps
             rows.append(family_row(name, run_kit(name)))
-            record = {"header": header(argv), "rows": rows}
-            args.out.write_text(json.dumps(record, indent=1) + "\n")
-    text = table(rows)
-    print(text)
-    if args.readme is not None:
-        write_block(args.readme, "supported-models", text)
+            write_record(file, rows[-1])
+    print(table(rows))
 
 
 if __name__ == "__main__":

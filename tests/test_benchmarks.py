@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import benchmarks.baselines  # noqa: E402, F401  (registers grad_cam)
-from benchmarks import faithfulness, frontier, results_io, speed, supported_models  # noqa: E402
+from benchmarks import faithfulness, frontier, report, speed, supported_models  # noqa: E402
 from benchmarks.results import read_results  # noqa: E402
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.baselines import attribute, list_methods  # noqa: E402
@@ -286,18 +285,21 @@ def test_frontier_end_to_end_at_toy_size(tmp_path) -> None:
         assert removed is None or 0 < removed < 1
 
 
-def test_speed_benchmark_full_run_matches_naive_order(capsys) -> None:
+def test_speed_benchmark_full_run_matches_naive_order(tmp_path, capsys) -> None:
+    out = tmp_path / "exact.jsonl"
     args = "--model tiny-llava --regions 6 --steps 0 --repeats 2 --threads 1 --batch-size 8"
-    speed.main(args.split())
-    out = capsys.readouterr().out.splitlines()
-    rows = [line for line in out if line[:3].startswith("| ") and line[2].isdigit()]
-    assert len(rows) == 1
-    cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
-    n = int(cells[0])
+    speed.main([*args.split(), "--out", str(out)])
+    (head,), (row,) = read_results([out])
+    assert head["benchmark"] == "speed" and head["config"]["repeats"] == 2
+    n = row["regions"]
     # greedy N(N+1) images; each distinct image is scored once: F(∅)'s images are F(V)'s, and the
     # step with two candidates left reuses 4 images of step 1
-    assert int(cells[1]) == n * (n + 1) - 4
-    assert float(cells[5]) > 0 and cells[7] == "yes"
+    assert row["engine_forwards"] == n * (n + 1) - 4 and row["steps"] == n
+    assert row["engine_seconds"] > 0 and row["naive_seconds"] > 0
+    assert row["engine_same_order"] is True
+    table = capsys.readouterr().out
+    assert f"| {n} | {n * (n + 1) - 4} |" in table
+    assert "The engine reproduces the naive order at every N" in table
 
 
 # -- joint image + prompt ground truth (benchmarks/joint.py) ------------------------------------
@@ -340,15 +342,12 @@ def test_joint_benchmark_scores_a_case_and_reports_it(llava, tmp_path) -> None:
 
 
 def test_speed_benchmark_generic_path_against_the_adapter(tmp_path, capsys) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- report:speed-generic -->\nold\n<!-- /report:speed-generic -->\n")
     out = tmp_path / "speed.jsonl"
     args = "--generic --model tiny-llava --regions 4 --repeats 1 --threads 1 --batch-size 8"
-    speed.main([*args.split(), "--out", str(out), "--readme", str(readme)])
-    head, rows = results_io.read_jsonl(out)
-    assert head["command"].startswith("python benchmarks/") and "--generic" in head["command"]
-    assert set(head["versions"]) == {"python", "torch", "transformers", "captum"}
-    (row,) = rows
+    speed.main([*args.split(), "--out", str(out)])
+    (head,), (row,) = read_results([out])
+    assert head["command"].endswith(f"{args} --out {out}")  # main(argv)'s, not pytest's
+    assert {"torch", "transformers", "captum", "captum-eagle"} <= set(head["versions"])
     n = row["regions"]
     # no resize (the image is at the model's input size): the region basis is exact, the orders
     # are the adapter's, and both paths score the same distinct images
@@ -356,27 +355,23 @@ def test_speed_benchmark_generic_path_against_the_adapter(tmp_path, capsys) -> N
     assert row["adapter_forwards"] == row["generic_forwards"] == n * (n + 1) - 4
     assert 0 < row["processor_share"] < 1 and row["generic_speed_ratio"] > 0
     table = capsys.readouterr().out
-    assert "| tiny-llava | 4 |" in table
-    text = readme.read_text()
-    assert "old" not in text and "| tiny-llava | 4 |" in text and text.startswith("intro\n")
+    assert "| tiny-llava | 4 |" in table and "with identical orders on every row." in table
 
 
-def test_supported_models_table_from_recorded_results(tmp_path) -> None:
-    passed = {"passed": 22, "failed": 0, "seconds": 1.0}
-    rows = [
-        supported_models.family_row("qwen2_5_vl", passed),
-        supported_models.family_row("gemma3", {"passed": 10, "failed": 1, "seconds": 1.0}),
-    ]
+def test_supported_models_table_from_recorded_results(tmp_path, monkeypatch) -> None:
+    results = {"qwen2_5_vl": (22, 0), "gemma3": (10, 1)}
+    monkeypatch.setattr(
+        supported_models,
+        "run_kit",
+        lambda family: dict(zip(("passed", "failed"), results[family], strict=True)),
+    )
+    out = tmp_path / "supported_models" / "conformance.jsonl"
+    supported_models.main(["--families", "qwen2_5_vl", "gemma3", "--out", str(out)])
+    (head,), rows = read_results([out])
+    assert head["benchmark"] == "supported_models"
     assert rows[0]["path"] == "adapter (qwen2_5_vl) + generic" and rows[0]["gradients"]
     assert rows[1]["path"] == "generic" and not rows[1]["gradients"]
-    out = tmp_path / "supported.json"
-    out.write_text(json.dumps({"header": {}, "rows": rows}))
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- report:supported-models -->\n<!-- /report:supported-models -->\n")
-    supported_models.main(["--from-results", "--out", str(out), "--readme", str(readme)])
-    lines = [line for line in readme.read_text().splitlines() if line.startswith("| `")]
+    lines = report.supported_models_table(tmp_path).splitlines()[2:]
     assert lines[0].startswith("| `Qwen2_5_VLForConditionalGeneration` | adapter")
     assert "| pass (22 passed, 0 failed) |" in lines[0]
     assert "| FAIL (10 passed, 1 failed) |" in lines[1] and "`google/gemma-3-4b-it`" in lines[1]
-    with pytest.raises(ValueError, match="no <!-- report:speed-generic -->"):
-        results_io.write_block(readme, "speed-generic", "text")

@@ -192,3 +192,23 @@ def test_hallucination_table_counts_uncorrected_cases_as_full_removal() -> None:
     assert "| eagle | — | 4 | 0.050 | 1.00 | 1.00 | 0 |" in table
     assert "| random | — | 4 | 0.750 | 0.00 | 0.50 | 0 |" in table
     assert "−0.700" in table or "-0.700" in table
+
+
+def test_sections_without_results_say_so(tmp_path) -> None:
+    made = report.sections(tmp_path)
+    for name in ("speed-exact", "speed-generic", "supported-models"):
+        assert made[name] == "No results yet."
+
+
+def test_speed_exact_section_comes_from_its_file(tmp_path) -> None:
+    exact = {"type": "exact_vs_naive", "model": "shapes", "image": [64, 64], "answer_tokens": 23}
+    exact |= {"regions": 14, "steps": 14, "engine_forwards": 206, "engine_seconds": 0.5}
+    exact |= {"naive_seconds": 1.5, "authors_seconds": 2.0}
+    exact |= {"engine_same_order": True, "authors_same_order": False}
+    path = tmp_path / "speed" / "exact_engine.jsonl"
+    with results_file(path, header("speed", "tiny", {"repeats": 3})) as file:
+        write_record(file, exact)
+    speed = report.sections(tmp_path)["speed-exact"]
+    assert "CPUs shared with other jobs" in speed and "engine time = median of 3 runs" in speed
+    assert "| 14 | 206 | 0.50 | 1.50 | 2.00 | 3.0 | 4.0 | yes | NO |" in speed
+    assert "reproduces the naive order at every N and is 3.0× faster" in speed
