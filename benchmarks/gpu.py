@@ -10,6 +10,9 @@ For every model and strategy it prints seconds per explanation, forwards, forwar
 peak memory (``torch.cuda.max_memory_allocated``), and the naive reference (one forward per image,
 as in the paper's Algorithm 1) timed for a few steps and extrapolated to ``N(N + 1)`` forwards.
 
+The rows go to ``benchmarks/results/gpu/cuda.jsonl`` (``tiny_cpu.jsonl`` with ``--tiny``) after a
+header (:mod:`benchmarks.results`); ``python benchmarks/report.py --write`` makes the tables.
+
 Usage::
 
     python benchmarks/gpu.py                      # CUDA: both 7B models, N = 64
@@ -22,8 +25,8 @@ import argparse
 import platform
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +47,14 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.reference` im
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.reference import naive_greedy  # noqa: E402
+from benchmarks.results import (  # noqa: E402
+    RESULTS,
+    header,
+    markdown_table,
+    read_results,
+    results_file,
+    write_record,
+)
 from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.baselines import ForwardCounter  # noqa: E402
 from captum_eagle.search import get_search  # noqa: E402
@@ -154,27 +165,48 @@ def _build(cls: type, config: object, device: str) -> torch.nn.Module:
     return model.eval()
 
 
-@dataclass
-class Row:
-    model: str
-    search: str
-    batch: str
-    forwards: int
-    seconds: float
-    peak_gib: float | None
+COLUMNS = ["model", "search", "batch", "forwards", "seconds / explanation", "forwards / s"]
+COLUMNS.append("peak memory (GiB)")
 
-    def cells(self) -> list[str]:
-        peak = "n/a (CPU)" if self.peak_gib is None else f"{self.peak_gib:.2f}"
-        rate = self.forwards / self.seconds if self.seconds > 0 else float("nan")
-        return [
-            self.model,
-            self.search,
-            self.batch,
-            str(self.forwards),
-            f"{self.seconds:.1f}",
-            f"{rate:.1f}",
-            peak,
-        ]
+
+def row(model: str, search: str, batch: str, forwards: int, seconds: float, peak: float | None):
+    r"""One result record: an explanation's forwards, seconds and peak memory (``None`` on CPU)."""
+    return {
+        "type": "gpu",
+        "model": model,
+        "search": search,
+        "batch": batch,
+        "forwards": forwards,
+        "seconds": seconds,
+        "peak_gib": peak,
+    }
+
+
+def cells(record: dict[str, Any]) -> list[str]:
+    r"""A record's table cells: forwards per second from forwards and seconds.
+
+    Examples::
+
+        >>> cells(row("llava-1.5-7b", "exact", "auto", 274, 5.7, None))
+        ['llava-1.5-7b', 'exact', 'auto', '274', '5.70', '48.1', 'n/a (CPU)']
+    """
+    peak = "n/a (CPU)" if record["peak_gib"] is None else f"{record['peak_gib']:.2f}"
+    seconds = record["seconds"]
+    rate = record["forwards"] / seconds if seconds > 0 else float("nan")
+    return [
+        record["model"],
+        record["search"],
+        record["batch"],
+        str(record["forwards"]),
+        f"{seconds:.2f}",
+        f"{rate:.1f}",
+        peak,
+    ]
+
+
+def table(records: list[dict[str, Any]]) -> str:
+    r"""The records as a markdown table, one row per model and search."""
+    return markdown_table(COLUMNS, [cells(record) for record in records])
 
 
 def _reset_peak(cuda: bool) -> None:
@@ -190,7 +222,7 @@ def _peak(cuda: bool) -> float | None:
     return torch.cuda.max_memory_allocated() / GIB
 
 
-def benchmark_model(name: str, model, processor, args: argparse.Namespace) -> list[Row]:
+def benchmark_model(name: str, model, processor, args: argparse.Namespace) -> list[dict[str, Any]]:
     cuda = next(model.parameters()).is_cuda
     wrapper = MLLMForwardWrapper(model, processor, batch_size=1)
     rng = np.random.default_rng(args.seed)
@@ -213,16 +245,8 @@ def benchmark_model(name: str, model, processor, args: argparse.Namespace) -> li
         naive_greedy(wrapper, sample, mask, max_steps=args.naive_steps)
     seconds = time.perf_counter() - started
     full = n * (n + 1)
-    rows.append(
-        Row(
-            label,
-            f"naive (batch 1, {args.naive_steps} steps extrapolated)",
-            "1",
-            full,
-            seconds / counter.images * full,
-            _peak(cuda),
-        )
-    )
+    naive = f"naive (batch 1, {args.naive_steps} steps extrapolated)"
+    rows.append(row(label, naive, "1", full, seconds / counter.images * full, _peak(cuda)))
     eagle = EagleAttribution(wrapper)
     for search in args.searches:
         strategy = get_search(search)
@@ -236,8 +260,8 @@ def benchmark_model(name: str, model, processor, args: argparse.Namespace) -> li
                 batch_size=args.batch_size,
             )
         batch = str(args.batch_size) if args.batch_size != "auto" else "auto"
-        rows.append(Row(label, search, batch, counter.images, result.seconds, _peak(cuda)))
-        print("  " + " | ".join(rows[-1].cells()), flush=True)
+        rows.append(row(label, search, batch, counter.images, result.seconds, _peak(cuda)))
+        print("  " + " | ".join(cells(rows[-1])), flush=True)
     return rows
 
 
@@ -260,6 +284,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=_batch_size, default="auto")
     parser.add_argument("--naive-steps", type=int, default=2, help="naive steps to time")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results file (default: benchmarks/results/gpu/cuda.jsonl, --tiny: tiny_cpu.jsonl)",
+    )
     args = parser.parse_args(argv)
     args.image_size = args.image_size or (56 if args.tiny else 336)
     if not args.tiny and not torch.cuda.is_available():
@@ -268,33 +298,26 @@ def main(argv: list[str] | None = None) -> None:
     cuda = torch.cuda.is_available() and not args.tiny
     device = torch.cuda.get_device_name() if cuda else f"CPU ({platform.machine()})"
     print(f"device: {device}; torch {torch.__version__}; {torch.get_num_threads()} CPU threads")
-    rows: list[Row] = []
-    for name in args.models:
-        if args.tiny:
-            family = "llava" if name.startswith("llava") else "qwen2_5_vl"
-            size = args.image_size if family == "qwen2_5_vl" else 32
-            model, processor = tiny_model(family, image_size=size)
-        else:
-            build = llava_7b if name.startswith("llava") else qwen2_5_vl_7b
-            model, processor = build(args.image_size)
-        rows += benchmark_model(name, model, processor, args)
-        del model
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    header = [
-        "model",
-        "search",
-        "batch",
-        "forwards",
-        "seconds / explanation",
-        "forwards / s",
-        "peak memory (GiB)",
-    ]
+    out = args.out or RESULTS / "gpu" / ("tiny_cpu.jsonl" if args.tiny else "cuda.jsonl")
+    first = header(
+        "gpu", "tiny" if args.tiny else "7b-random", {**vars(args), "device": device}, argv
+    )
+    with results_file(out, first) as file:
+        for name in args.models:
+            if args.tiny:
+                family = "llava" if name.startswith("llava") else "qwen2_5_vl"
+                size = args.image_size if family == "qwen2_5_vl" else 32
+                model, processor = tiny_model(family, image_size=size)
+            else:
+                build = llava_7b if name.startswith("llava") else qwen2_5_vl_7b
+                model, processor = build(args.image_size)
+            for record in benchmark_model(name, model, processor, args):
+                write_record(file, record)
+            del model
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
     print()
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row.cells()) + " |")
+    print(table(read_results([out])[1]))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ r"""Every benchmark table of ``benchmarks/README.md`` and ``README.md``, made fr
 The tables live between marker comments, ``<!-- report:NAME -->`` … ``<!-- /report:NAME -->``;
 this script recomputes each from ``benchmarks/results/<benchmark>/*.jsonl``
 (:mod:`benchmarks.results`) and replaces the text between the markers. Sections: ``frontier``,
-``frontier-verdicts``, ``hallucination``, ``faithfulness``, ``redundant``
+``frontier-verdicts``, ``hallucination``, ``faithfulness``, ``redundant``, ``gpu-tiny``
 (benchmarks/README.md) and ``supported-models``, ``speed-generic``, ``headline``, ``joint``,
 ``speed-exact`` (README.md).
 
@@ -61,6 +61,7 @@ DOCUMENTS = {
         "hallucination",
         "faithfulness",
         "redundant",
+        "gpu-tiny",
     ),
     ROOT / "README.md": ("supported-models", "speed-generic", "headline", "joint", "speed-exact"),
 }
@@ -497,6 +498,7 @@ def sections(folder: Path | None = None) -> dict[str, str]:
     made["joint"] = joint_tables(folder)
     made.update(speed_tables(folder))
     made["supported-models"] = supported_models_table(folder)
+    made["gpu-tiny"] = gpu_tiny_table(folder)
     return made
 
 
@@ -536,6 +538,14 @@ def supported_models_table(folder: Path | None = None) -> str:
 
     _, rows = load_file("supported_models/conformance.jsonl", folder)
     return supported_models.table(rows) if rows else "No results yet."
+
+
+def gpu_tiny_table(folder: Path | None = None) -> str:
+    r"""The toy-size CPU run of :mod:`benchmarks.gpu` (it shows the script runs, not GPU speed)."""
+    from benchmarks import gpu
+
+    headers, rows = load_file("gpu/tiny_cpu.jsonl", folder)
+    return _with_environment(headers, rows, gpu.table)
 
 
 def joint_tables(folder: Path | None = None) -> str:

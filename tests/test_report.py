@@ -196,7 +196,7 @@ def test_hallucination_table_counts_uncorrected_cases_as_full_removal() -> None:
 
 def test_sections_without_results_say_so(tmp_path) -> None:
     made = report.sections(tmp_path)
-    for name in ("speed-exact", "speed-generic", "supported-models"):
+    for name in ("speed-exact", "speed-generic", "supported-models", "gpu-tiny"):
         assert made[name] == "No results yet."
 
 
@@ -212,3 +212,13 @@ def test_speed_exact_section_comes_from_its_file(tmp_path) -> None:
     assert "CPUs shared with other jobs" in speed and "engine time = median of 3 runs" in speed
     assert "| 14 | 206 | 0.50 | 1.50 | 2.00 | 3.0 | 4.0 | yes | NO |" in speed
     assert "reproduces the naive order at every N and is 3.0× faster" in speed
+
+
+def test_gpu_tiny_section_comes_from_its_file(tmp_path) -> None:
+    gpu = {"type": "gpu", "model": "llava-1.5-7b (tiny)", "search": "exact", "batch": "auto"}
+    gpu |= {"forwards": 268, "seconds": 0.5, "peak_gib": None}
+    with results_file(tmp_path / "gpu" / "tiny_cpu.jsonl", header("gpu", "tiny", {})) as file:
+        write_record(file, gpu)
+    section = report.sections(tmp_path)["gpu-tiny"]
+    row = "| llava-1.5-7b (tiny) | exact | auto | 268 | 0.50 | 536.0 | n/a (CPU) |"
+    assert row in section and "model tiny (random weights)" in section

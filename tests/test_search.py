@@ -359,6 +359,8 @@ def test_gpu_benchmark_runs_at_tiny_size(tmp_path) -> None:
             "--searches",
             "exact",
             "early_stop",
+            "--out",
+            str(tmp_path / "gpu.jsonl"),
         ],
         capture_output=True,
         text=True,
@@ -375,6 +377,9 @@ def test_gpu_benchmark_runs_at_tiny_size(tmp_path) -> None:
     for model, search in itertools.product(("llava-1.5-7b", "qwen2.5-vl-7b"), ("exact", "naive")):
         assert any(model in name for name in names)
         assert any(search in row for row in rows)
+    records = [json.loads(line) for line in (tmp_path / "gpu.jsonl").read_text().splitlines()]
+    assert records[0]["type"] == "header" and records[0]["config"]["tiny"] is True
+    assert len(records) == 1 + len(rows) and all(r["peak_gib"] is None for r in records[1:])
 
 
 def test_gpu_benchmark_builds_the_real_7b_architectures() -> None:
