@@ -3,7 +3,7 @@ r"""Every benchmark table of ``benchmarks/README.md`` and ``README.md``, made fr
 The tables live between marker comments, ``<!-- report:NAME -->`` … ``<!-- /report:NAME -->``;
 this script recomputes each from ``benchmarks/results/<benchmark>/*.jsonl``
 (:mod:`benchmarks.results`) and replaces the text between the markers. Sections: ``frontier``,
-``frontier-verdicts``, ``hallucination``, ``faithfulness``, ``redundant``, ``gpu-tiny``
+``frontier-verdicts``, ``hallucination``, ``faithfulness``, ``redundant``, ``search``, ``gpu-tiny``
 (benchmarks/README.md) and ``supported-models``, ``speed-generic``, ``headline``, ``joint``,
 ``speed-exact`` (README.md).
 
@@ -61,6 +61,7 @@ DOCUMENTS = {
         "hallucination",
         "faithfulness",
         "redundant",
+        "search",
         "gpu-tiny",
     ),
     ROOT / "README.md": ("supported-models", "speed-generic", "headline", "joint", "speed-exact"),
@@ -499,6 +500,7 @@ def sections(folder: Path | None = None) -> dict[str, str]:
     made.update(speed_tables(folder))
     made["supported-models"] = supported_models_table(folder)
     made["gpu-tiny"] = gpu_tiny_table(folder)
+    made["search"] = search_table(folder)
     return made
 
 
@@ -546,6 +548,14 @@ def gpu_tiny_table(folder: Path | None = None) -> str:
 
     headers, rows = load_file("gpu/tiny_cpu.jsonl", folder)
     return _with_environment(headers, rows, gpu.table)
+
+
+def search_table(folder: Path | None = None) -> str:
+    r"""The search-strategy table of :mod:`benchmarks.search`, from every run pooled."""
+    from benchmarks import search
+
+    headers, records = load("search", folder)
+    return _with_environment(headers, records, search.table)
 
 
 def joint_tables(folder: Path | None = None) -> str:

@@ -196,7 +196,7 @@ def test_hallucination_table_counts_uncorrected_cases_as_full_removal() -> None:
 
 def test_sections_without_results_say_so(tmp_path) -> None:
     made = report.sections(tmp_path)
-    for name in ("speed-exact", "speed-generic", "supported-models", "gpu-tiny"):
+    for name in ("speed-exact", "speed-generic", "supported-models", "gpu-tiny", "search"):
         assert made[name] == "No results yet."
 
 
