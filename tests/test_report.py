@@ -167,8 +167,13 @@ def test_frontier_compares_only_eagle_modes_within_the_budget() -> None:
     assert exact["comparison"].mean == pytest.approx(-0.05)
     assert cells[("4N", "deletion")]["comparison"].verdict == "better"  # lower deletion
     assert cells[("4N", "amcr")]["comparison"] is None  # no hallucination records
+    default = cells[(report.DEFAULT_ROW, "insertion")]  # exact alone, whatever the best mode
+    assert (default["ours"], default["theirs"]) == ("eagle:exact", "lime @N(N+1)")
+    assert default["comparison"].mean == pytest.approx(-0.05)
+    assert cells[(report.DEFAULT_ROW, "deletion")]["ours"] == "eagle:exact"
     table = report.frontier_verdicts(records)
     assert "no Eagle mode this cheap" in table and "(early_stop vs lime)" in table
+    assert f"| {report.DEFAULT_ROW} | 20 |" in table
     assert "| eagle:early_stop | 12 | 0.825 |" in report.frontier_table(records)
 
 
