@@ -18,9 +18,11 @@ from captum_eagle import EagleAttribution, FeatureMask
 from captum_eagle.objective import SubsetScores
 from captum_eagle.search import (
     BidirectionalGreedy,
+    CoalitionTailGreedy,
     EarlyStop,
     EfficientGreedy,
     ExactGreedy,
+    GroupedGreedy,
     LazyGreedy,
     SearchState,
     StochasticGreedy,
@@ -29,6 +31,7 @@ from captum_eagle.search import (
     run_search,
     score_front,
 )
+from captum_eagle.search.grouped import appearance_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # make `benchmarks.reference` importable
@@ -452,3 +455,123 @@ def test_numpy_options_are_stored_as_plain_numbers() -> None:
     assert strategy.options() == {"fraction": 0.5, "min_candidates": 2, "seed": 3}
     assert type(strategy.options()["seed"]) is int
     json.dumps(strategy.options())
+
+
+# -- duplicated evidence (issue 21): groups and coalitions after the forward gains vanish -------
+class SplitEvidenceScorer:
+    """``p(K) = 1`` when any evidence region is visible in ``K`` (any copy, or any piece of one,
+    suffices), on a one-row image: region ``i`` is column ``i``, white for evidence, black else.
+    Forwards counted as two per new subset."""
+
+    def __init__(self, n_regions: int, evidence: tuple[int, ...]) -> None:
+        self.n_regions = n_regions
+        self.evidence = torch.zeros(n_regions, dtype=torch.bool)
+        self.evidence[list(evidence)] = True
+        self.feature_mask = FeatureMask(torch.arange(n_regions).reshape(1, 1, 1, n_regions))
+        self.image = self.evidence.float().expand(1, 3, 1, n_regions).clone()
+        self.forwards = 0
+        self.seen: set[bytes] = set()
+
+    def score(self, subsets: torch.Tensor, terms=None) -> SubsetScores:
+        keys = {row.numpy().tobytes() for row in subsets}
+        self.forwards += 2 * len(keys - self.seen)
+        self.seen |= keys
+        kept = (subsets & self.evidence).any(dim=1, keepdim=True).float()
+        removed = (~subsets & self.evidence).any(dim=1, keepdim=True).float()
+        return SubsetScores(kept=kept, removed=removed)
+
+    def objective(self, scores: SubsetScores) -> torch.Tensor:
+        return (scores.kept + 1 - scores.removed).mean(dim=1)
+
+
+def test_grouped_and_coalition_tail_are_registered() -> None:
+    assert {"grouped", "coalition_tail"} <= set(list_searches())
+    assert get_search("grouped", threshold=0.3).threshold == 0.3
+    assert get_search("coalition_tail", samples_per_region=2).samples_per_region == 2
+    assert GroupedGreedy().options() == {"tolerance": 0.01, "threshold": 0.15}
+
+
+def test_appearance_groups_are_objects_and_looks() -> None:
+    image = torch.zeros(1, 3, 2, 6)
+    image[:, 0, :, [1, 2, 4]] = 1.0  # red columns 1, 2 (adjacent) and 4; the rest black
+    mask = torch.arange(6).repeat(2, 1)[None, None]
+    groups = appearance_groups(image, mask, threshold=0.1)
+    # objects: {1, 2}, {0}, {3}, {5} (singles dropped); looks: red {1, 2, 4}, black {0, 3, 5}
+    assert groups == [(0, 3, 5), (1, 2), (1, 2, 4)]
+    assert appearance_groups(image, mask, threshold=2.0) == [tuple(range(6))]
+
+
+@pytest.mark.parametrize("strategy", [GroupedGreedy(), CoalitionTailGreedy()], ids=str)
+def test_split_copy_follows_the_first_copy(strategy) -> None:
+    # Copy A in region 2, copy B split over regions 8 and 9 (either piece shows it).
+    n = 12
+    exact = run_search(ExactGreedy(), SplitEvidenceScorer(n, (2, 8, 9)))
+    # the exact greedy: after 2, no single region gains; ties by id leave 8 and 9 at the end
+    assert exact[:2] == [2, 0] and exact[-2:] == [10, 11] and exact.index(8) == 8
+    scorer = SplitEvidenceScorer(n, (2, 8, 9))
+    order = run_search(strategy, scorer)
+    # steps 1-2 are exact (step 2 gains nothing, places 0 and switches); then both pieces of B
+    assert order[:2] == [2, 0] and set(order[2:4]) == {8, 9}
+    assert sorted(order) == list(range(n))
+    assert scorer.forwards <= n * (n + 1)
+
+
+def test_grouped_scores_groups_only_after_the_switch() -> None:
+    n = 12
+    scorer = SplitEvidenceScorer(n, (2, 8, 9))
+    order = run_search(GroupedGreedy(), scorer)
+    assert order[2:4] == [8, 9]  # tie inside the group: lowest id first
+    # Two exact steps (12 regions + F(∅), then 11). Groups left after the front {2, 0}: white
+    # {8, 9}; black objects {3..7}, {10, 11} and the black look {1, 3..7, 10, 11}. One group
+    # step (10 regions + 4 groups) places {8, 9}; the next (8 + 3) finds no gain and places the
+    # other 8 regions at once.
+    assert scorer.forwards == 2 * (13 + 11 + 14 + 11)
+
+
+def test_grouped_places_the_rest_at_once_when_a_group_step_does_not_fit() -> None:
+    # A tolerance above every gain switches after step 1 (12 forwards). 5 regions: a group
+    # step with 4 regions and g groups, plus two forwards per prefix still to fill, must fit
+    # 2·(4 + g) + 2·4 <= 5·6 − 12: g <= 1, but there are 2 groups ({2, 3}, black {1, 4}).
+    scorer = SplitEvidenceScorer(5, (0, 2, 3))
+    order = run_search(GroupedGreedy(tolerance=5.0), scorer)
+    # the rest by their step-1 scores F({a}): evidence 1, the rest 0; ties by id
+    assert order == [0, 2, 3, 1, 4] and scorer.forwards == 12
+    # with 6 regions a group step fits (g = 3 <= 4): 5 regions and the groups {3, 4}, {1, 2},
+    # {1, 2, 5} are scored; none gains more than 5, so the rest is placed at once after it
+    scorer = SplitEvidenceScorer(6, (0, 3, 4))
+    run_search(GroupedGreedy(tolerance=5.0), scorer)
+    assert scorer.forwards == 2 * 7 + 2 * (5 + 3) <= 6 * 7
+
+
+def test_coalition_tail_is_seeded_and_within_budget() -> None:
+    n = 12
+    runs = []
+    for seed in (0, 0, 1):
+        scorer = SplitEvidenceScorer(n, (2, 8, 9))
+        runs.append(run_search(CoalitionTailGreedy(seed=seed), scorer))
+        assert scorer.forwards <= n * (n + 1)
+    assert runs[0] == runs[1]
+    assert set(runs[2][2:4]) == {8, 9}
+
+
+def test_coalition_tail_spends_what_it_is_given() -> None:
+    n = 12
+    counts = []
+    for samples in (1, 2):
+        scorer = SplitEvidenceScorer(n, (2, 8, 9))
+        run_search(CoalitionTailGreedy(samples_per_region=samples), scorer)
+        counts.append(scorer.forwards)
+    # 10 tail regions: 10 and 20 coalitions (2 forwards each, unless drawn twice), plus V
+    assert counts[0] < counts[1] <= 2 * (13 + 11) + 2 * 20 + 2
+
+
+@LLAVA_ONLY
+@pytest.mark.parametrize("search", ["grouped", "coalition_tail"])
+def test_new_tails_keep_the_exact_front_and_budget(explain, exact, mask, search) -> None:
+    result = explain(get_search(search, tolerance=0.0))
+    assert sorted(result.order.tolist()) == list(range(mask.n_regions))
+    assert result.forwards <= mask.n_regions * (mask.n_regions + 1)
+    # with tolerance 0, the switch comes at the first step that gains nothing
+    gains = exact.gains.tolist()
+    switch = next((r for r, gain in enumerate(gains, start=1) if gain <= 0), len(gains))
+    assert result.order[:switch].tolist() == exact.order[:switch].tolist()

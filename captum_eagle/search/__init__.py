@@ -11,19 +11,23 @@ from captum_eagle.search.base import (
     score_front,
 )
 from captum_eagle.search.bidirectional import BidirectionalGreedy
+from captum_eagle.search.coalition_tail import CoalitionTailGreedy
 from captum_eagle.search.early_stop import EarlyStop
 from captum_eagle.search.efficient import EfficientGreedy
 from captum_eagle.search.exact import ExactGreedy
 from captum_eagle.search.forward_backward import ForwardBackwardGreedy
+from captum_eagle.search.grouped import GroupedGreedy
 from captum_eagle.search.lazy import LazyGreedy
 from captum_eagle.search.stochastic import StochasticGreedy
 
 __all__ = [
     "BidirectionalGreedy",
+    "CoalitionTailGreedy",
     "EarlyStop",
     "EfficientGreedy",
     "ExactGreedy",
     "ForwardBackwardGreedy",
+    "GroupedGreedy",
     "LazyGreedy",
     "SearchState",
     "SearchStrategy",
