@@ -13,19 +13,19 @@ from captum_eagle.search.forward_backward import ForwardBackwardGreedy
 def appearance_groups(
     image: torch.Tensor, mask: torch.Tensor, threshold: float
 ) -> list[tuple[int, ...]]:
-    r"""Groups of regions with similar mean colour: objects (adjacent) and looks (anywhere).
+    r"""Groups of regions with similar mean colour: looks (anywhere) and objects (adjacent).
 
-    Two regions are *similar* when the Euclidean distance of their mean colours is at most
-    ``threshold``, and *adjacent* when some pixel of one is a 4-neighbour of a pixel of the
-    other. An *object* group is a connected component of the graph "similar and adjacent" (one
-    object split over several regions); a *look* group is a connected component of the graph
-    "similar" (every region of that appearance, e.g. two copies of an object). Groups of one
-    region are dropped, duplicates kept once.
+    *Looks*: the regions' mean colours are clustered by complete linkage, i.e. clusters are
+    merged, closest first, only while every pair inside stays within ``threshold`` (Euclidean
+    distance); unlike connected components of "within threshold", a chain of regions that
+    partly cover an object cannot join the object to the background. *Objects*: each look split
+    into its parts connected by adjacency (some pixel of one region is a 4-neighbour of a pixel
+    of the other). Groups of one region are dropped, duplicates kept once.
 
     Args:
         image (Tensor): ``(1, C, H, W)`` the image the regions cut up.
         mask (Tensor): ``(1, 1, H, W)`` region ids ``0..N−1``.
-        threshold (float): the largest colour distance that counts as similar (pixel units).
+        threshold (float): the largest colour distance within a look (pixel units).
 
     Returns:
         list[tuple[int, ...]]: sorted groups of sorted region ids, in increasing order.
@@ -33,11 +33,11 @@ def appearance_groups(
     Examples::
 
         >>> import torch
-        >>> image = torch.zeros(1, 3, 2, 4)
-        >>> image[..., 1:3] = 1.0  # columns 1 and 2 white, 0 and 3 black
-        >>> mask = torch.arange(4).repeat(2, 1)[None, None]  # one region per column
-        >>> appearance_groups(image, mask, threshold=0.1)
-        [(0, 3), (1, 2)]
+        >>> image = torch.zeros(1, 3, 1, 5)
+        >>> image[0, 0] = torch.tensor([[0.0, 0.1, 0.2, 1.0, 1.0]])  # a red ramp, then red
+        >>> mask = torch.arange(5)[None, None, None]  # one region per pixel
+        >>> appearance_groups(image, mask, threshold=0.15)  # 0-2 is no look: 0.2 apart
+        [(0, 1), (3, 4)]
     """
     labels = mask.reshape(mask.shape[-2:]).long().cpu()
     n_regions = int(labels.max()) + 1
@@ -45,14 +45,38 @@ def appearance_groups(
     sums = torch.zeros(n_regions, pixels.shape[1], dtype=torch.float64)
     sums.index_add_(0, labels.flatten(), pixels)
     counts = torch.bincount(labels.flatten(), minlength=n_regions).clamp(min=1)
-    means = sums / counts[:, None]
-    similar = torch.cdist(means, means) <= threshold
+    distances = torch.cdist(sums / counts[:, None], sums / counts[:, None])
+    looks = _complete_linkage(distances, threshold)
     adjacent = torch.eye(n_regions, dtype=torch.bool)
     for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
         adjacent[a.flatten(), b.flatten()] = True
         adjacent[b.flatten(), a.flatten()] = True
-    groups = {*_components(similar & adjacent), *_components(similar)}
+    groups = set(looks)
+    for look in looks:
+        inside = torch.tensor(look)
+        for part in _components(adjacent[inside][:, inside]):
+            groups.add(tuple(look[i] for i in part))
     return sorted(group for group in groups if len(group) > 1)
+
+
+def _complete_linkage(distances: torch.Tensor, threshold: float) -> list[tuple[int, ...]]:
+    """Clusters whose members are all within ``threshold`` of each other (closest merged first)."""
+    clusters = [[i] for i in range(distances.shape[0])]
+    linkage = distances.clone()
+    linkage.fill_diagonal_(float("inf"))
+    while len(clusters) > 1:
+        flat = int(linkage.argmin())
+        a, b = divmod(flat, linkage.shape[0])
+        if not float(linkage[a, b]) <= threshold:
+            break
+        a, b = min(a, b), max(a, b)
+        clusters[a] += clusters.pop(b)
+        merged = torch.maximum(linkage[a], linkage[b])
+        linkage[a], linkage[:, a] = merged, merged
+        linkage[a, a] = float("inf")
+        keep = [i for i in range(linkage.shape[0]) if i != b]
+        linkage = linkage[keep][:, keep]
+    return [tuple(sorted(cluster)) for cluster in clusters]
 
 
 def _components(edges: torch.Tensor) -> list[tuple[int, ...]]:
@@ -84,12 +108,12 @@ class GroupedGreedy(ForwardBackwardGreedy):
 
     **Group phase**: every step scores ``F(front + a)`` for each remaining region ``a`` and
     ``F(front + G)`` for each group ``G`` of :func:`appearance_groups` (its regions not yet placed,
-    when two or more are left): objects split over adjacent regions of one colour, and all
-    regions of one colour (the copies of an object). If the best of them gains more than
-    ``tolerance`` it is placed: a group's regions go in decreasing order of their own
-    ``F(front + a)`` of that step (ties by lowest id). Otherwise nothing gains any more and every
-    remaining region is placed at once in that order. Groups come from the scorer's image and
-    feature mask; regions past the mask's (prompt features of a joint scorer) are never grouped.
+    when two or more are left): all regions of one look (the copies of an object) and each
+    adjacent part of a look (one object split over several regions). If the best of them gains
+    more than ``tolerance`` it is placed: a group's regions go in decreasing order of their own
+    ``F(front + a)`` of that step (ties by lowest id). Otherwise the step places the best single
+    region, as the exact greedy would. Groups come from the scorer's image and feature mask;
+    regions past the mask's (prompt features of a joint scorer) are never grouped.
 
     Why: when the evidence is duplicated, ``necessity(S) = mean_t (1 − p_t(V \ S))`` only rises
     once every copy is in ``S``. After the first copy no single region gains, but the group that
@@ -103,8 +127,8 @@ class GroupedGreedy(ForwardBackwardGreedy):
     Cost: the forward phase costs what the exact greedy's steps cost; a group step scores every
     remaining region and group (two forwards each); the prefixes inside groups cost two forwards
     each. A group step is taken only if, after it, the forwards still leave room to place the rest
-    at once, so the total never exceeds ``N(N + 1)``, the exact greedy's count; otherwise the rest
-    is placed at once by the last scores.
+    at once (two forwards per prefix), so the total never exceeds ``N(N + 1)``, the exact greedy's
+    count; when that room runs out, the rest is placed at once by the last scores.
 
     Use it when one object falls into several regions or appears twice, and the colours separate
     objects from the background (the colour threshold is in the image's pixel units).
@@ -157,10 +181,11 @@ class GroupedGreedy(ForwardBackwardGreedy):
             ]
             candidates += list(zip(groups, values, strict=True))
             best, value = max(candidates, key=lambda c: (c[1], -len(c[0]), [-r for r in c[0]]))
-            if value - current > self.tolerance:
-                placed = sorted(best, key=lambda r: (-float(state.last_scores[r]), r))
-                state.memory["unfilled"] += len(placed) - 1
-                return StepDecision(front=tuple(placed))
+            if value - current <= self.tolerance:  # nothing gains: the exact greedy's choice
+                best = (remaining[int(singles.argmax())],)
+            placed = sorted(best, key=lambda r: (-float(state.last_scores[r]), r))
+            state.memory["unfilled"] += len(placed) - 1
+            return StepDecision(front=tuple(placed))
         last = state.last_scores[remaining].nan_to_num(nan=float("-inf")).tolist()
         ranked = sorted(zip(remaining, last, strict=True), key=lambda item: (-item[1], item[0]))
         return StepDecision(front=tuple(region for region, _ in ranked))
