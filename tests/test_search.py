@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import itertools
 import json
 import math
@@ -18,7 +19,6 @@ from captum_eagle import EagleAttribution, FeatureMask
 from captum_eagle.objective import SubsetScores
 from captum_eagle.search import (
     BidirectionalGreedy,
-    CoalitionTailGreedy,
     EarlyStop,
     EfficientGreedy,
     ExactGreedy,
@@ -31,6 +31,7 @@ from captum_eagle.search import (
     run_search,
     score_front,
 )
+from captum_eagle.search import grouped as grouped_module
 from captum_eagle.search.grouped import appearance_groups
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -457,7 +458,7 @@ def test_numpy_options_are_stored_as_plain_numbers() -> None:
     json.dumps(strategy.options())
 
 
-# -- duplicated evidence (issue 21): groups and coalitions after the forward gains vanish -------
+# -- duplicated evidence (issue 21): groups of similar regions once the forward gains vanish ----
 class SplitEvidenceScorer:
     """``p(K) = 1`` when any evidence region is visible in ``K`` (any copy, or any piece of one,
     suffices), on a one-row image: region ``i`` is column ``i``, white for evidence, black else.
@@ -484,10 +485,9 @@ class SplitEvidenceScorer:
         return (scores.kept + 1 - scores.removed).mean(dim=1)
 
 
-def test_grouped_and_coalition_tail_are_registered() -> None:
-    assert {"grouped", "coalition_tail"} <= set(list_searches())
+def test_grouped_is_registered() -> None:
+    assert "grouped" in list_searches()
     assert get_search("grouped", threshold=0.3).threshold == 0.3
-    assert get_search("coalition_tail", samples_per_region=2).samples_per_region == 2
     assert GroupedGreedy().options() == {"tolerance": 0.01, "threshold": 0.15}
 
 
@@ -499,17 +499,25 @@ def test_appearance_groups_are_objects_and_looks() -> None:
     # objects: {1, 2}, {0}, {3}, {5} (singles dropped); looks: red {1, 2, 4}, black {0, 3, 5}
     assert groups == [(0, 3, 5), (1, 2), (1, 2, 4)]
     assert appearance_groups(image, mask, threshold=2.0) == [tuple(range(6))]
+    # complete linkage: a ramp 0, 0.1, 0.2 (regions partly covering an object) is not one look
+    ramp = torch.zeros(1, 3, 1, 5)
+    ramp[0, 0, 0] = torch.tensor([0.0, 0.1, 0.2, 1.0, 1.0])
+    assert appearance_groups(ramp, torch.arange(5)[None, None, None], 0.15) == [(0, 1), (3, 4)]
 
 
-@pytest.mark.parametrize("strategy", [GroupedGreedy(), CoalitionTailGreedy()], ids=str)
-def test_split_copy_follows_the_first_copy(strategy) -> None:
+def test_grouped_module_examples_run() -> None:
+    results = doctest.testmod(grouped_module)
+    assert results.attempted > 0 and results.failed == 0
+
+
+def test_split_copy_follows_the_first_copy() -> None:
     # Copy A in region 2, copy B split over regions 8 and 9 (either piece shows it).
     n = 12
     exact = run_search(ExactGreedy(), SplitEvidenceScorer(n, (2, 8, 9)))
     # the exact greedy: after 2, no single region gains; ties by id leave 8 and 9 at the end
     assert exact[:2] == [2, 0] and exact[-2:] == [10, 11] and exact.index(8) == 8
     scorer = SplitEvidenceScorer(n, (2, 8, 9))
-    order = run_search(strategy, scorer)
+    order = run_search(GroupedGreedy(), scorer)
     # steps 1-2 are exact (step 2 gains nothing, places 0 and switches); then both pieces of B
     assert order[:2] == [2, 0] and set(order[2:4]) == {8, 9}
     assert sorted(order) == list(range(n))
@@ -549,32 +557,9 @@ def test_grouped_places_the_rest_at_once_when_a_group_step_does_not_fit() -> Non
     assert scorer.forwards == 2 * 7 + 2 * (5 + 3) <= 6 * 7
 
 
-def test_coalition_tail_is_seeded_and_within_budget() -> None:
-    n = 12
-    runs = []
-    for seed in (0, 0, 1):
-        scorer = SplitEvidenceScorer(n, (2, 8, 9))
-        runs.append(run_search(CoalitionTailGreedy(seed=seed), scorer))
-        assert scorer.forwards <= n * (n + 1)
-    assert runs[0] == runs[1]
-    assert set(runs[2][2:4]) == {8, 9}
-
-
-def test_coalition_tail_spends_what_it_is_given() -> None:
-    n = 12
-    counts = []
-    for samples in (1, 2):
-        scorer = SplitEvidenceScorer(n, (2, 8, 9))
-        run_search(CoalitionTailGreedy(samples_per_region=samples), scorer)
-        counts.append(scorer.forwards)
-    # 10 tail regions: 10 and 20 coalitions (2 forwards each, unless drawn twice), plus V
-    assert counts[0] < counts[1] <= 2 * (13 + 11) + 2 * 20 + 2
-
-
 @LLAVA_ONLY
-@pytest.mark.parametrize("search", ["grouped", "coalition_tail"])
-def test_new_tails_keep_the_exact_front_and_budget(explain, exact, mask, search) -> None:
-    result = explain(get_search(search, tolerance=0.0))
+def test_grouped_keeps_the_exact_front_and_budget(explain, exact, mask) -> None:
+    result = explain(GroupedGreedy(tolerance=0.0))
     assert sorted(result.order.tolist()) == list(range(mask.n_regions))
     assert result.forwards <= mask.n_regions * (mask.n_regions + 1)
     # with tolerance 0, the switch comes at the first step that gains nothing

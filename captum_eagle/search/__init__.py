@@ -11,7 +11,6 @@ from captum_eagle.search.base import (
     score_front,
 )
 from captum_eagle.search.bidirectional import BidirectionalGreedy
-from captum_eagle.search.coalition_tail import CoalitionTailGreedy
 from captum_eagle.search.early_stop import EarlyStop
 from captum_eagle.search.efficient import EfficientGreedy
 from captum_eagle.search.exact import ExactGreedy
@@ -22,7 +21,6 @@ from captum_eagle.search.stochastic import StochasticGreedy
 
 __all__ = [
     "BidirectionalGreedy",
-    "CoalitionTailGreedy",
     "EarlyStop",
     "EfficientGreedy",
     "ExactGreedy",
