@@ -19,7 +19,7 @@ duplicated evidence.
 Methods per case:
 
 - ``eagle:<search>`` for every strategy of :func:`captum_eagle.search.list_searches` (among them
-  ``forward_backward`` and ``grouped``, the strategies made for this case), plus
+  ``forward_backward``, the strategy made for this case), plus
   ``eagle:bidirectional-removal`` (``BidirectionalGreedy(back="removal")``); with every saliency
   rule of :mod:`captum_eagle.saliency` but the paper's as ``eagle:<search>/<rule>`` (the same
   search, another map);

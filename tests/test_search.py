@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import itertools
 import json
 import math
@@ -22,7 +21,6 @@ from captum_eagle.search import (
     EarlyStop,
     EfficientGreedy,
     ExactGreedy,
-    GroupedGreedy,
     LazyGreedy,
     SearchState,
     StochasticGreedy,
@@ -31,8 +29,6 @@ from captum_eagle.search import (
     run_search,
     score_front,
 )
-from captum_eagle.search import grouped as grouped_module
-from captum_eagle.search.grouped import appearance_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # make `benchmarks.reference` importable
@@ -456,113 +452,3 @@ def test_numpy_options_are_stored_as_plain_numbers() -> None:
     assert strategy.options() == {"fraction": 0.5, "min_candidates": 2, "seed": 3}
     assert type(strategy.options()["seed"]) is int
     json.dumps(strategy.options())
-
-
-# -- duplicated evidence (issue 21): groups of similar regions once the forward gains vanish ----
-class SplitEvidenceScorer:
-    """``p(K) = 1`` when any evidence region is visible in ``K`` (any copy, or any piece of one,
-    suffices), on a one-row image: region ``i`` is column ``i``, white for evidence, black else.
-    Forwards counted as two per new subset."""
-
-    def __init__(self, n_regions: int, evidence: tuple[int, ...]) -> None:
-        self.n_regions = n_regions
-        self.evidence = torch.zeros(n_regions, dtype=torch.bool)
-        self.evidence[list(evidence)] = True
-        self.feature_mask = FeatureMask(torch.arange(n_regions).reshape(1, 1, 1, n_regions))
-        self.image = self.evidence.float().expand(1, 3, 1, n_regions).clone()
-        self.forwards = 0
-        self.seen: set[bytes] = set()
-
-    def score(self, subsets: torch.Tensor, terms=None) -> SubsetScores:
-        keys = {row.numpy().tobytes() for row in subsets}
-        self.forwards += 2 * len(keys - self.seen)
-        self.seen |= keys
-        kept = (subsets & self.evidence).any(dim=1, keepdim=True).float()
-        removed = (~subsets & self.evidence).any(dim=1, keepdim=True).float()
-        return SubsetScores(kept=kept, removed=removed)
-
-    def objective(self, scores: SubsetScores) -> torch.Tensor:
-        return (scores.kept + 1 - scores.removed).mean(dim=1)
-
-
-def test_grouped_is_registered() -> None:
-    assert "grouped" in list_searches()
-    assert get_search("grouped", threshold=0.3).threshold == 0.3
-    assert GroupedGreedy().options() == {"tolerance": 0.01, "threshold": 0.15}
-
-
-def test_appearance_groups_are_objects_and_looks() -> None:
-    image = torch.zeros(1, 3, 2, 6)
-    image[:, 0, :, [1, 2, 4]] = 1.0  # red columns 1, 2 (adjacent) and 4; the rest black
-    mask = torch.arange(6).repeat(2, 1)[None, None]
-    groups = appearance_groups(image, mask, threshold=0.1)
-    # objects: {1, 2}, {0}, {3}, {5} (singles dropped); looks: red {1, 2, 4}, black {0, 3, 5}
-    assert groups == [(0, 3, 5), (1, 2), (1, 2, 4)]
-    assert appearance_groups(image, mask, threshold=2.0) == [tuple(range(6))]
-    # complete linkage: a ramp 0, 0.1, 0.2 (regions partly covering an object) is not one look
-    ramp = torch.zeros(1, 3, 1, 5)
-    ramp[0, 0, 0] = torch.tensor([0.0, 0.1, 0.2, 1.0, 1.0])
-    assert appearance_groups(ramp, torch.arange(5)[None, None, None], 0.15) == [(0, 1), (3, 4)]
-
-
-def test_grouped_module_examples_run() -> None:
-    results = doctest.testmod(grouped_module)
-    assert results.attempted > 0 and results.failed == 0
-
-
-def test_split_copy_follows_the_first_copy() -> None:
-    # Copy A in region 2, copy B split over regions 8 and 9 (either piece shows it).
-    n = 12
-    exact = run_search(ExactGreedy(), SplitEvidenceScorer(n, (2, 8, 9)))
-    # the exact greedy: after 2, no single region gains; ties by id leave 8 and 9 at the end
-    assert exact[:2] == [2, 0] and exact[-2:] == [10, 11] and exact.index(8) == 8
-    scorer = SplitEvidenceScorer(n, (2, 8, 9))
-    order = run_search(GroupedGreedy(), scorer)
-    # steps 1-2 are exact (step 2 gains nothing, places 0 and switches); then both pieces of B
-    assert order[:2] == [2, 0] and set(order[2:4]) == {8, 9}
-    assert sorted(order) == list(range(n))
-    assert scorer.forwards <= n * (n + 1)
-
-
-def test_grouped_scores_groups_only_after_the_switch() -> None:
-    n = 12
-    scorer, strategy, state = SplitEvidenceScorer(n, (2, 8, 9)), GroupedGreedy(), SearchState(n)
-    for _ in range(2):  # exact steps: 12 regions + F(∅), then 11; the second gains nothing
-        state.front.extend(strategy.step(state, scorer).front)
-        state.step += 1
-    assert state.front == [2, 0] and scorer.forwards == 2 * (13 + 11)
-    # Groups left: white {8, 9}; black objects {3..7}, {10, 11} and the black look
-    # {1, 3..7, 10, 11}. The group step scores 10 regions and 4 groups and places {8, 9}.
-    assert strategy.step(state, scorer).front == (8, 9)  # tie inside: lowest id first
-    assert scorer.forwards == 2 * (13 + 11 + 14)
-    # after it nothing gains: the exact greedy's choice (ties by id), within the budget
-    scorer = SplitEvidenceScorer(n, (2, 8, 9))
-    assert run_search(GroupedGreedy(), scorer) == [2, 0, 8, 9, 1, 3, 4, 5, 6, 7, 10, 11]
-    assert scorer.forwards <= n * (n + 1)
-
-
-def test_grouped_places_the_rest_at_once_when_a_group_step_does_not_fit() -> None:
-    # A tolerance above every gain switches after step 1 (12 forwards). 5 regions: a group
-    # step with 4 regions and g groups, plus two forwards per prefix still to fill, must fit
-    # 2·(4 + g) + 2·4 <= 5·6 − 12: g <= 1, but there are 2 groups ({2, 3}, black {1, 4}).
-    scorer = SplitEvidenceScorer(5, (0, 2, 3))
-    order = run_search(GroupedGreedy(tolerance=5.0), scorer)
-    # the rest by their step-1 scores F({a}): evidence 1, the rest 0; ties by id
-    assert order == [0, 2, 3, 1, 4] and scorer.forwards == 12
-    # with 6 regions a group step fits (g = 3 <= 4): 5 regions and the groups {3, 4}, {1, 2},
-    # {1, 2, 5} are scored; none gains more than 5, so it places the best single region (1);
-    # the next group step would not fit: the rest goes at once
-    scorer = SplitEvidenceScorer(6, (0, 3, 4))
-    assert run_search(GroupedGreedy(tolerance=5.0), scorer)[:2] == [0, 1]
-    assert scorer.forwards == 2 * 7 + 2 * (5 + 3) <= 6 * 7
-
-
-@LLAVA_ONLY
-def test_grouped_keeps_the_exact_front_and_budget(explain, exact, mask) -> None:
-    result = explain(GroupedGreedy(tolerance=0.0))
-    assert sorted(result.order.tolist()) == list(range(mask.n_regions))
-    assert result.forwards <= mask.n_regions * (mask.n_regions + 1)
-    # with tolerance 0, the switch comes at the first step that gains nothing
-    gains = exact.gains.tolist()
-    switch = next((r for r, gain in enumerate(gains, start=1) if gain <= 0), len(gains))
-    assert result.order[:switch].tolist() == exact.order[:switch].tolist()

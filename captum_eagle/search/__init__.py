@@ -15,7 +15,6 @@ from captum_eagle.search.early_stop import EarlyStop
 from captum_eagle.search.efficient import EfficientGreedy
 from captum_eagle.search.exact import ExactGreedy
 from captum_eagle.search.forward_backward import ForwardBackwardGreedy
-from captum_eagle.search.grouped import GroupedGreedy
 from captum_eagle.search.lazy import LazyGreedy
 from captum_eagle.search.stochastic import StochasticGreedy
 
@@ -25,7 +24,6 @@ __all__ = [
     "EfficientGreedy",
     "ExactGreedy",
     "ForwardBackwardGreedy",
-    "GroupedGreedy",
     "LazyGreedy",
     "SearchState",
     "SearchStrategy",

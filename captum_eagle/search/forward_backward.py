@@ -70,21 +70,13 @@ class ForwardBackwardGreedy(SearchStrategy):
         self.tolerance = float(tolerance)
 
     def step(self, state: SearchState, scorer: SubsetScorer) -> StepDecision:
-        if state.memory.get("switched"):
-            return self.after_switch(state, scorer)
         remaining = state.remaining
-        values = score_front(state, scorer, remaining)
-        best = int(values.argmax())
-        if float(state.last_gains[remaining[best]]) <= self.tolerance:
-            state.memory["switched"] = True
-        return StepDecision(front=(remaining[best],))
-
-    def after_switch(self, state: SearchState, scorer: SubsetScorer) -> StepDecision:
-        r"""One step once forward gains vanished: here, one region placed from the back.
-
-        Subclasses that keep the forward phase and treat the rest differently override this.
-        """
-        remaining = state.remaining
+        if not state.memory.get("backward"):
+            values = score_front(state, scorer, remaining)
+            best = int(values.argmax())
+            if float(state.last_gains[remaining[best]]) <= self.tolerance:
+                state.memory["backward"] = True
+            return StepDecision(front=(remaining[best],))
         if len(remaining) == 1:
             return StepDecision(back=(remaining[0],))
         kept = scorer.objective(scorer.score(state.without_back(remaining))).tolist()
