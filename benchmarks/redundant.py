@@ -18,13 +18,14 @@ duplicated evidence.
 
 Methods per case:
 
-- ``eagle:<search>`` for every strategy of :func:`captum_eagle.search.list_searches` (the
-  strategy module ``captum_eagle.search.forward_backward`` is imported here), plus
+- ``eagle:<search>`` for every strategy of :func:`captum_eagle.search.list_searches` (among them
+  ``forward_backward``, the strategy made for this case), plus
   ``eagle:bidirectional-removal`` (``BidirectionalGreedy(back="removal")``); with every saliency
   rule of :mod:`captum_eagle.saliency` but the paper's as ``eagle:<search>/<rule>`` (the same
   search, another map);
 - ``kernel_shap`` and ``lime`` (settings of :mod:`benchmarks.baselines`) with ``n_samples`` equal
-  to the forwards of each Eagle strategy on that case (one run per distinct forward count).
+  to the forwards of each Eagle strategy on that case (one run per distinct forward count);
+  ``--baselines`` runs only some of them.
 
 Scores: deletion AUC ↓, insertion AUC ↑, AHS ↑, pointing game (mask level, the paper's rule and the
 tie-aware one) ↑, from :func:`benchmarks.faithfulness.score_map` (``captum_eagle.metrics``).
@@ -139,8 +140,9 @@ def explain_case(
     feature_mask: FeatureMask,
     strategies: dict[str, SearchStrategy],
     rules: Sequence[str],
+    baselines: Sequence[str] = BASELINES,
 ) -> Iterator[dict[str, Any]]:
-    r"""Every Eagle strategy (and saliency rule), then the baselines at each Eagle budget.
+    r"""Every Eagle strategy (and saliency rule), then ``baselines`` at each Eagle budget.
 
     Yields one partial record per method (task / kind / scene fields are added by the caller).
     """
@@ -168,7 +170,7 @@ def explain_case(
                 **score_map(wrapper, case, values[feature_mask.mask], feature_mask),
             }
     for budget, names in sorted(budgets.items()):
-        for method in BASELINES:
+        for method in baselines:
             torch.manual_seed(_seed(case.key, feature_mask.n_regions, method, budget))
             with counter.counting():
                 started = time.perf_counter()
@@ -441,6 +443,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--searches", nargs="+", help="Eagle strategies (default: all)")
     parser.add_argument(
+        "--baselines", nargs="+", default=list(BASELINES), choices=BASELINES, help="at equal budget"
+    )
+    parser.add_argument(
         "--rules", nargs="+", default=list_saliency_rules(), choices=list_saliency_rules()
     )
     parser.add_argument(
@@ -521,7 +526,13 @@ def _run(args: argparse.Namespace) -> Path:
                     for n_regions in args.regions:
                         feature_mask = FeatureMask.slico(case.sample.image, n_regions)
                         for record in explain_case(
-                            wrapper, counter, case, feature_mask, strategies, args.rules
+                            wrapper,
+                            counter,
+                            case,
+                            feature_mask,
+                            strategies,
+                            args.rules,
+                            args.baselines,
                         ):
                             write(
                                 {

@@ -137,3 +137,13 @@ def test_tiny_run_writes_jsonl_and_reports(tmp_path, capsys) -> None:
     report = capsys.readouterr().out
     assert "**qa**, plain" in report and "2 scenes" in report
     assert "| eagle:forward_backward | 2 |" in report and "won / tied / lost" in report
+
+
+def test_baselines_option_runs_only_the_chosen_ones(tmp_path) -> None:
+    out = tmp_path / "shap.jsonl"
+    argv = ["--model", "tiny", "--kinds", "plain", "--tasks", "qa", "--regions", "4"]
+    argv += ["--scenes", "1", "--searches", "exact", "--rules", "paper", "--batch-size", "8"]
+    redundant.main([*argv, "--baselines", "kernel_shap", "--out", str(out)])
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["config"]["baselines"] == ["kernel_shap"]
+    assert {r["method"] for r in lines[1:]} == {"eagle:exact", "kernel_shap"}
