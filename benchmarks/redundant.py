@@ -378,6 +378,49 @@ def markdown_report(records: Sequence[dict[str, Any]]) -> str:
     return "\n\n".join(block for block in blocks if block)
 
 
+HEADLINE: tuple[str, ...] = ("eagle:exact", "eagle:forward_backward")
+"""The methods of :func:`markdown_headline`: the paper's greedy and the shipped repair."""
+
+
+def markdown_headline(records: Sequence[dict[str, Any]]) -> str:
+    r"""One row per group: deletion of the paper's greedy and of ``forward_backward`` against
+    KernelShap at each one's own forward count, and what ``forward_backward`` changes in insertion
+    and pointing against the paper's greedy (mean [bootstrap 95%], n pairs)."""
+    explanations = [r for r in records if r.get("type") == "explanation"]
+    pairs = paired_differences(explanations)
+    groups = sorted({_group(r) for r in explanations}, key=_key)
+    exact, repair = HEADLINE
+    lines = [
+        "| N | task | kind | evidence | n | del exact | del forward_backward | "
+        "Δdel exact − KernelShap | Δdel forward_backward − KernelShap | "
+        "Δins forward_backward − exact | ΔPG tie forward_backward − exact |",
+        "|---:|---|---|---|---:|---:|---:|---|---|---|---|",
+    ]
+    for group in groups:
+        rows = [r for r in explanations if _group(r) == group and r["method"] in HEADLINE]
+        if not rows:
+            continue
+        means = {
+            name: _mean([r["deletion"] for r in rows if r["method"] == name]) for name in HEADLINE
+        }
+        cells = [
+            pairs.get((group, exact, "kernel_shap"), {}).get("deletion", []),
+            pairs.get((group, repair, "kernel_shap"), {}).get("deletion", []),
+            pairs.get((group, repair, REFERENCE), {}).get("insertion", []),
+            pairs.get((group, repair, REFERENCE), {}).get("point_mask_tie", []),
+        ]
+        texts = [f"{_interval(c)} (n = {len(c)})" if c else "—" for c in cells]
+        regions, task, kind, evidence = group
+        n = len({(r["scene"], r["label"]) for r in rows})
+        deletion = " | ".join("—" if math.isnan(v) else f"{v:.3f}" for v in means.values())
+        lines.append(
+            f"| {regions} | {task} | {kind} | {evidence} | {n} | {deletion} | "
+            + " | ".join(texts)
+            + " |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def markdown_verdicts(pairs: dict[tuple, dict[str, list[float]]]) -> str:
     r"""Per Eagle method and paired column: groups won / tied / lost (``"?"``: fewer than 2)."""
     counts: dict[str, dict[tuple, dict[str, int]]] = defaultdict(

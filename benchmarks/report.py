@@ -60,10 +60,11 @@ DOCUMENTS = {
         "frontier-verdicts",
         "hallucination",
         "faithfulness",
-        "redundant",
+        "redundant-headline",
         "search",
         "gpu-tiny",
     ),
+    ROOT / "benchmarks" / "results" / "redundant" / "README.md": ("redundant",),
     ROOT / "README.md": ("supported-models", "speed-generic", "headline", "joint", "speed-exact"),
 }
 FIGURE = ROOT / "docs" / "frontier.png"
@@ -523,6 +524,7 @@ def sections(folder: Path | None = None) -> dict[str, str]:
         made[name] = text
     made["headline"] = headline(folder)
     made["redundant"] = redundant_tables(folder)
+    made["redundant-headline"] = redundant_tables(folder, headline_only=True)
     made["joint"] = joint_tables(folder)
     made.update(speed_tables(folder))
     made["supported-models"] = supported_models_table(folder)
@@ -595,14 +597,17 @@ def joint_tables(folder: Path | None = None) -> str:
     return joint.report(*joint.read_jsonl(paths)).strip()
 
 
-def redundant_tables(folder: Path | None = None) -> str:
-    r"""The redundant-evidence tables (issue 21), made by :mod:`benchmarks.redundant`'s report."""
+def redundant_tables(folder: Path | None = None, headline_only: bool = False) -> str:
+    r"""The redundant-evidence tables (issue 21), made by :mod:`benchmarks.redundant`'s report:
+    every table, or with ``headline_only`` the one-row-per-group headline."""
     from benchmarks import redundant
 
     paths = sorted(((folder or RESULTS) / "redundant").glob("*.jsonl"))
     if not paths:
         return "No results yet."
     _, records = redundant.load(paths)
+    if headline_only:
+        return redundant.markdown_headline(records)
     return redundant.markdown_report(records).strip()
 
 

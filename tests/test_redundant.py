@@ -79,6 +79,30 @@ def test_eagle_pairs_with_the_baseline_at_its_own_forward_count() -> None:
     assert (group, "eagle:exact", "eagle:exact") not in pairs
 
 
+def test_headline_has_one_row_per_group_with_both_eagle_methods_against_kernel_shap() -> None:
+    records = []
+    for scene, (exact, repair, shap) in enumerate([(0.5, 0.1, 0.1), (0.7, 0.2, 0.3)]):
+        for method, forwards, deletion, extra in (
+            ("eagle:exact", 100, exact, {}),
+            ("eagle:forward_backward", 90, repair, {"insertion": 0.8}),
+            ("kernel_shap", 100, shap, {"budget": 100, "budget_of": ["exact"]}),
+            ("kernel_shap", 90, shap, {"budget": 90, "budget_of": ["forward_backward"]}),
+            ("eagle:lazy", 40, 0.9, {}),  # not in the headline
+        ):
+            records.append(_record(method, forwards, deletion, scene=scene, **extra))
+    records.append(_record("eagle:exact", 100, 0.2, kind="plain", copies=1))  # exact only
+    table = redundant.markdown_headline(records).splitlines()
+    assert len(table) == 4  # header, rule, two groups
+    duplicated = table[2]
+    assert duplicated.startswith("| 16 | qa | redundant | duplicated | 2 | 0.600 | 0.150 |")
+    assert "+0.400 [" in duplicated and "(n = 2)" in duplicated  # exact − KernelShap
+    assert "-0.050 [" in duplicated  # forward_backward − KernelShap at its own 90 forwards
+    assert "-0.100 [" in duplicated  # insertion 0.8 − 0.9
+    assert "lazy" not in "\n".join(table)
+    assert table[3].startswith("| 16 | qa | plain | single | 1 | 0.200 | — | — | — |")
+    assert redundant.markdown_headline([]) == ""
+
+
 def test_verdicts() -> None:
     assert redundant.verdict("deletion", [-0.2, -0.1, -0.3]) == "win"
     assert redundant.verdict("insertion", [-0.2, -0.1, -0.3]) == "loss"
