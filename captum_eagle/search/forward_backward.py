@@ -36,11 +36,14 @@ class ForwardBackwardGreedy(SearchStrategy):
     (small) tail visible, so the back fills with regions that support nothing on their own, and
     every copy of the evidence stays in the prefix, right after the front.
 
-    Measured in ``benchmarks/redundant.py`` (``benchmarks/results/redundant/README.md``): on
-    redundant scenes the deletion AUC falls to KernelShap's at equal forwards (32 regions, qa:
-    0.223 with the exact greedy, 0.082 with this, 0.080 KernelShap); insertion, pointing and the
-    hallucination metrics stay the exact greedy's; on plain single-object scenes deletion rises
-    slightly (< 0.01). Not the default for that reason.
+    Measured in ``benchmarks/redundant.py`` and ``benchmarks/frontier.py`` (tables in
+    ``benchmarks/README.md``): on duplicated evidence the deletion AUC falls to KernelShap's at
+    equal forwards, where the exact greedy's is several times higher; pointing stays the exact
+    greedy's. Not the default, because it does not win everywhere: insertion can drop slightly
+    (by up to 0.01 on plain single-object words), and its back of the order is not always the
+    hallucination-prone end (at 64 regions one hallucination case of the frontier benchmark found
+    no flip before nearly everything was removed, where the exact greedy's order flipped it at
+    6% of the area).
 
     Cost: one objective evaluation (two forwards) per remaining region per step, one region placed
     per step (the switching step places one at the front), so ``N(N + 1)`` forwards at most, the
