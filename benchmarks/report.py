@@ -137,9 +137,16 @@ def environment(headers: Sequence[Record]) -> str:
     )
     commands = "; ".join(f"`{h['command']}`" for h in headers)
     dates = sorted({h["date"][:10] for h in headers})
+    loads = [h["machine"].get("load_1min") for h in headers]
+    spread = sorted({f"{load:.1f}" for load in loads if load is not None}, key=float)
+    share = (
+        f"load average at the start {'–'.join(dict.fromkeys([spread[0], spread[-1]]))}"
+        if None not in loads
+        else "shared with other jobs"
+    )
     return (
-        f"Run {', '.join(dates)} on {where['platform']}, {where['cpus']} CPUs shared with other "
-        f"jobs (torch threads per process: {where['torch_threads']}); torch {versions['torch']}, "
+        f"Run {', '.join(dates)} on {where['platform']}, {where['cpus']} CPUs, {share} "
+        f"(torch threads per process: {where['torch_threads']}); torch {versions['torch']}, "
         f"transformers {versions['transformers']}, captum {versions['captum']}, captum-eagle "
         f"{versions['captum-eagle']}; {model}. Commands: {commands}."
     )

@@ -53,7 +53,8 @@ DIGITS = 5
 
 
 def machine() -> dict[str, Any]:
-    r"""Where the numbers were measured: platform, processor, cores, torch threads, Python."""
+    r"""Where the numbers were measured: platform, processor, cores, torch threads, Python, and the
+    1-minute load average when the run started (other jobs on the same cores slow it)."""
     import torch
 
     return {
@@ -63,6 +64,7 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "cuda": torch.cuda.is_available(),
+        "load_1min": round(os.getloadavg()[0], 2),
     }
 
 

@@ -214,7 +214,8 @@ def test_speed_exact_section_comes_from_its_file(tmp_path) -> None:
     with results_file(path, header("speed", "tiny", {"repeats": 3})) as file:
         write_record(file, exact)
     speed = report.sections(tmp_path)["speed-exact"]
-    assert "CPUs shared with other jobs" in speed and "engine time = median of 3 runs" in speed
+    assert "CPUs, load average at the start " in speed  # recorded by results.machine()
+    assert "engine time = median of 3 runs" in speed
     assert "| 14 | 206 | 0.50 | 1.50 | 2.00 | 3.0 | 4.0 | yes | NO |" in speed
     assert "reproduces the naive order at every N and is 3.0× faster" in speed
 
@@ -227,3 +228,13 @@ def test_gpu_tiny_section_comes_from_its_file(tmp_path) -> None:
     section = report.sections(tmp_path)["gpu-tiny"]
     row = "| llava-1.5-7b (tiny) | exact | auto | 268 | 0.50 | 536.0 | n/a (CPU) |"
     assert row in section and "model tiny (random weights)" in section
+
+
+def test_environment_gives_the_load_or_says_the_cores_were_shared() -> None:
+    machine = {"platform": "p", "cpus": 2, "torch_threads": 1}
+    head = {"command": "c", "date": "2026-12-03", "versions": {}, "weights": {"model": "tiny"}}
+    head["versions"] = dict.fromkeys(("torch", "transformers", "captum", "captum-eagle"), "1")
+    loaded = [{**head, "machine": {**machine, "load_1min": load}} for load in (0.2, 3.4)]
+    assert "2 CPUs, load average at the start 0.2–3.4 (" in report.environment(loaded)
+    older = [*loaded, {**head, "machine": machine}]  # a header from before the load was recorded
+    assert "2 CPUs, shared with other jobs (" in report.environment(older)
