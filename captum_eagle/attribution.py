@@ -522,7 +522,7 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
         wrapper: MLLMForwardWrapper = self.forward_func
         sample = _sample_from(additional_forward_args)
         if target is not None:
-            sample = sample.with_targets(target)
+            sample = sample.with_target_tokens(target)
         images = _check_inputs(inputs, sample, wrapper)
         size = _batch_size(perturbations_per_eval, batch_size)
         if max_forwards is not None and (isinstance(max_forwards, bool) or max_forwards < 1):

@@ -203,8 +203,8 @@ class Curve:
         Args:
             tokens: either a ``(T,)`` boolean mask over this curve's tokens (e.g. the output of
                 :func:`sensitive_tokens`), or positions in the *answer* (as in
-                ``sample.word_spans()`` or ``sample.with_targets(...).target_indices``), which must
-                all be targets of this curve.
+                ``sample.word_spans()`` or ``sample.with_target_tokens(...).target_indices``),
+                which must all be targets of this curve.
 
         Returns:
             Curve: with the selected token columns, in this curve's order. Selecting nothing gives
@@ -231,7 +231,7 @@ class Curve:
                 raise ValueError(
                     f"Answer positions {missing} are not targets of this curve (its targets are "
                     f"{have}); compute the curve on a sample whose targets include them, e.g. "
-                    "sample.with_targets(None)."
+                    "sample.with_target_tokens(None)."
                 )
             columns = torch.tensor(
                 [column for column, index in enumerate(have) if index in wanted], dtype=torch.long
@@ -613,9 +613,9 @@ def _is_sensitive(
 def word_curves(curve: Curve, sample: Any) -> list[tuple[str, Curve]]:
     r"""Split a curve into one curve per word of the answer, by slicing token columns.
 
-    Equivalent to re-running the curve with ``sample.with_targets(word)`` and the same map, without
-    any forward. (When each word has its own map, e.g. Eagle run per object word, compute each
-    word's curve with its map on ``sample.with_targets(word)`` instead.)
+    Equivalent to re-running the curve with ``sample.with_target_tokens(word)`` and the same map,
+    without any forward. (When each word has its own map, e.g. Eagle run per object word, compute
+    each word's curve with its map on ``sample.with_target_tokens(word)`` instead.)
 
     Args:
         curve (Curve): a curve computed on ``sample`` (or a sample with the same answer) whose

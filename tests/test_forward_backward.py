@@ -119,7 +119,7 @@ def test_issue_21_traced_case_on_the_shapes_model() -> None:
         question = scene.questions[0]
         assert question.text == "is there a white square?" and len(question.evidence) == 2
         sample = wrapper.prepare(scene.image, question_prompt(question), max_new_tokens=4)
-        sample = sample.with_targets(0)
+        sample = sample.with_target_tokens(0)
         mask = FeatureMask.slico(sample.image, 32)
         eagle = EagleAttribution(wrapper)
         results = {

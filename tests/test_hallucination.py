@@ -13,14 +13,13 @@ from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper
 from captum_eagle.baselines import ForwardCounter
 from captum_eagle.hallucination import (
     HallucinationResult,
-    amcr,
     answer_word,
-    csr,
     explain_hallucination,
     mitigate,
     prepare_case,
     region_order_from_map,
 )
+from captum_eagle.metrics import amcr, csr
 from captum_eagle.testing import tiny_model
 
 matplotlib.use("Agg")
@@ -91,6 +90,14 @@ def test_case_errors_name_the_fix(llava, grey):
 
 
 # -- metrics -----------------------------------------------------------------------------------
+def test_amcr_and_csr_moved_to_metrics_warn_from_their_old_module():
+    import captum_eagle.hallucination as hallucination
+
+    for name, moved in (("amcr", amcr), ("csr", csr)):
+        with pytest.warns(DeprecationWarning, match=f"captum_eagle.metrics.{name}"):
+            assert getattr(hallucination, name) is moved
+
+
 def test_amcr_and_csr_keep_uncorrected_cases_in_the_denominator():
     fractions = [0.0625, 0.125, None, 0.03125]
     assert amcr(fractions) == pytest.approx((0.0625 + 0.125 + 1.0 + 0.03125) / 4)
@@ -430,7 +437,7 @@ def test_explain_hallucination_checks_options_before_the_search(
 
 def test_explain_hallucination_refuses_an_explanation_of_another_answer(llava, case) -> None:
     halves = FeatureMask.grid(case.image, 1, 2)
-    other = llava.prepare(case.image, QUESTION, "cat", targets=0)
+    other = llava.prepare(case.image, QUESTION, "cat", target_tokens=0)
     explanation = EagleAttribution(llava).explain(
         other.image, additional_forward_args=(other,), feature_mask=halves
     )

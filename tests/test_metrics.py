@@ -337,7 +337,7 @@ def test_word_curves_equal_rerunning_each_word(llava, llava_sample) -> None:
     words = word_curves(sentence, llava_sample)
     assert [word for word, _ in words] == ["a", "red", "cat", "sitting"]
     for word, curve in words[1:3]:
-        rerun = insertion_curve(llava, llava_sample.with_targets(word), attribution, steps=3)
+        rerun = insertion_curve(llava, llava_sample.with_target_tokens(word), attribution, steps=3)
         assert curve.target_tokens == rerun.target_tokens
         torch.testing.assert_close(
             curve.token_probabilities, rerun.token_probabilities, atol=1e-5, rtol=1e-4

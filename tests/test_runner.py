@@ -356,7 +356,7 @@ def test_baselines_through_the_same_runner_and_merged_table(
 
 
 def test_wrong_yes_no_answers_are_mitigated_and_merged(tmp_path: Path, model: str) -> None:
-    from captum_eagle.hallucination import amcr, csr
+    from captum_eagle.metrics import amcr, csr
 
     scene = generate_scene(3)
     Image.fromarray(scene.image).save(tmp_path / "s.png")

@@ -110,7 +110,7 @@ def process(
     curve_args: dict[str, Any] = {
         "steps": config.steps,
         "feature_mask": mask,
-        "baseline": config.baseline,
+        "baselines": config.baseline,
     }
     insertion = insertion_curve(wrapper, sample, attribution, **curve_args)
     deletion = deletion_curve(wrapper, sample, attribution, **curve_args)
@@ -136,7 +136,7 @@ def process(
             continue
         if config.pointing == "word":
             word_explanation = explain(
-                wrapper, sample.with_targets(indices), mask, config, f"{entry.id}/{word}"
+                wrapper, sample.with_target_tokens(indices), mask, config, f"{entry.id}/{word}"
             )
             word_map = word_explanation.attribution
             word_forwards += word_explanation.forwards
@@ -244,7 +244,7 @@ def _hallucination(
         return None
     case = prepare_case(wrapper, image, entry.prompt, answer=sample.answer, correct=expected)
     batch_size = config.batch_size if isinstance(config.batch_size, int) else None
-    common: dict[str, Any] = {"baseline": config.baseline, "generate_batch_size": batch_size}
+    common: dict[str, Any] = {"baselines": config.baseline, "generate_batch_size": batch_size}
     if config.method == "eagle":
         result = explain_hallucination(
             wrapper, case, mask, search=config.search, batch_size=batch_size, **common

@@ -94,7 +94,7 @@ def _row(out: Path) -> dict[str, Any]:
     row["qa_accuracy"] = _mean([float(q["correct"]) for q in qa])
     cases = [h["removed_fraction"] if h["corrected"] else None for h in _cases(ok)]
     if cases:
-        from captum_eagle.hallucination import amcr, csr
+        from captum_eagle.metrics import amcr, csr
 
         row["amcr"], row["csr_10"] = amcr(cases), csr(cases, threshold=0.10)
     else:
