@@ -62,16 +62,14 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.baselines` im
     sys.path.insert(0, str(ROOT))
 
 import benchmarks.baselines  # noqa: E402, F401  (registers grad_cam)
-from benchmarks.results import (  # noqa: E402, F401  (machine, weights_info: benchmarks/redundant.py)
+from benchmarks.results import (  # noqa: E402
     RESULTS,
     TOO_FEW,
     header,
-    machine,
     paired_comparisons,
     read_results,
     results_file,
     torch_threads,
-    weights_info,
     write_record,
 )
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402

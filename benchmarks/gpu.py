@@ -165,11 +165,20 @@ def _build(cls: type, config: object, device: str) -> torch.nn.Module:
     return model.eval()
 
 
-COLUMNS = ["model", "search", "batch", "forwards", "seconds / explanation", "forwards / s"]
-COLUMNS.append("peak memory (GiB)")
+COLUMNS = [
+    "model",
+    "search",
+    "batch",
+    "forwards",
+    "seconds / explanation",
+    "forwards / s",
+    "peak memory (GiB)",
+]
 
 
-def row(model: str, search: str, batch: str, forwards: int, seconds: float, peak: float | None):
+def row(
+    model: str, search: str, batch: str, forwards: int, seconds: float, peak: float | None
+) -> dict[str, Any]:
     r"""One result record: an explanation's forwards, seconds and peak memory (``None`` on CPU)."""
     return {
         "type": "gpu",

@@ -67,18 +67,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.*` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.faithfulness import (  # noqa: E402
-    Case,
-    build_cases,
-    load_wrapper,
-    machine,
-    score_map,
-    weights_info,
-)
-from benchmarks.results import torch_threads  # noqa: E402
+from benchmarks.faithfulness import Case, build_cases, load_wrapper, score_map  # noqa: E402
+from benchmarks.results import header, read_results, torch_threads  # noqa: E402
 from captum_eagle import EagleAttribution, FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.baselines import ForwardCounter, attribute  # noqa: E402
-from captum_eagle.hallucination import amcr, csr, explain_hallucination  # noqa: E402
+from captum_eagle.hallucination import explain_hallucination  # noqa: E402
+from captum_eagle.metrics import amcr, csr  # noqa: E402
 from captum_eagle.saliency import get_saliency_rule, list_saliency_rules  # noqa: E402
 from captum_eagle.search import (  # noqa: E402
     BidirectionalGreedy,
@@ -215,24 +209,6 @@ def hallucination_records(
 
 
 # -- report ------------------------------------------------------------------------------------
-def load(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    r"""Headers and records of saved runs; runs to pool must share weights and differ in seed."""
-    headers, records = [], []
-    for path in paths:
-        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        if not lines or lines[0].get("type") != "header":
-            raise ValueError(f"{path} does not start with a header record; is it a results file?")
-        headers.append(lines[0])
-        records.extend(lines[1:])
-    hashes = {header["weights"].get("weights_sha256") for header in headers}
-    if len(hashes) > 1:
-        raise ValueError("The files were made with different weights; report them separately.")
-    seeds = [header["config"]["seed"] for header in headers]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"The files to pool must come from different --seed values; got {seeds}.")
-    return headers, records
-
-
 def bootstrap_interval(
     differences: Sequence[float], resamples: int = BOOTSTRAP, seed: int = 0
 ) -> tuple[float, float, float]:
@@ -511,14 +487,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def versions() -> dict[str, str]:
-    """Versions of the packages the numbers depend on."""
-    from importlib.metadata import version
-
-    names = ("captum-eagle", "torch", "transformers", "captum", "scikit-learn", "scikit-image")
-    return {name: version(name) for name in names}
-
-
 def run(args: argparse.Namespace) -> Path:
     r"""Run the benchmark described by ``args``; return the JSONL file written."""
     with torch_threads(args.threads):
@@ -535,13 +503,8 @@ def _run(args: argparse.Namespace) -> Path:
     counter = ForwardCounter(wrapper.model)
     rng = np.random.default_rng(args.seed)
     base = EVAL_SEED + 100_000 * args.seed
-    header = {
-        "type": "header",
-        "command": "python " + " ".join(sys.argv),
-        "config": {k: v if k != "out" else str(out) for k, v in vars(args).items()},
-        "machine": machine(),
-        "versions": versions(),
-        "weights": weights_info(args.model),
+    first = {
+        **header("redundant", args.model, {**vars(args), "out": str(out)}),
         "searches": {name: repr(strategy) for name, strategy in strategies.items()},
     }
     with out.open("w") as file:
@@ -550,7 +513,7 @@ def _run(args: argparse.Namespace) -> Path:
             file.write(json.dumps(record, default=float) + "\n")
             file.flush()
 
-        write(header)
+        write(first)
         if args.hallucination:
             for record in hallucination_records(
                 wrapper, args.hallucination, base, args.regions, strategies
@@ -598,11 +561,11 @@ def _run(args: argparse.Namespace) -> Path:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.report is not None:
-        _, records = load(args.report)
+        _, records = read_results(args.report)
         print(markdown_report(records))
         return
     out = run(args)
-    _, records = load([out])
+    _, records = read_results([out])
     print(markdown_report(records))
 
 

@@ -3,9 +3,9 @@ r"""Every benchmark table of ``benchmarks/README.md`` and ``README.md``, made fr
 The tables live between marker comments, ``<!-- report:NAME -->`` … ``<!-- /report:NAME -->``;
 this script recomputes each from ``benchmarks/results/<benchmark>/*.jsonl``
 (:mod:`benchmarks.results`) and replaces the text between the markers. Sections: ``frontier``,
-``frontier-verdicts``, ``hallucination``, ``faithfulness``, ``redundant``, ``search``, ``gpu-tiny``
-(benchmarks/README.md) and ``supported-models``, ``speed-generic``, ``headline``, ``joint``,
-``speed-exact`` (README.md).
+``frontier-verdicts``, ``hallucination``, ``faithfulness``, ``redundant-headline``, ``search``,
+``gpu-tiny`` (benchmarks/README.md), ``redundant`` (benchmarks/results/redundant/README.md) and
+``supported-models``, ``speed-generic``, ``headline``, ``joint``, ``speed-exact`` (README.md).
 
 Statistics: paired differences Eagle − method over the same explanations, bootstrap intervals,
 Holm-corrected within each table (:func:`benchmarks.results.paired_comparisons`); "better",
@@ -138,12 +138,11 @@ def environment(headers: Sequence[Record]) -> str:
     commands = "; ".join(f"`{h['command']}`" for h in headers)
     dates = sorted({h["date"][:10] for h in headers})
     loads = [h["machine"].get("load_1min") for h in headers]
-    spread = sorted({f"{load:.1f}" for load in loads if load is not None}, key=float)
-    share = (
-        f"load average at the start {'–'.join(dict.fromkeys([spread[0], spread[-1]]))}"
-        if None not in loads
-        else "shared with other jobs"
-    )
+    if None in loads:  # headers written before the load was recorded
+        share = "shared with other jobs"
+    else:
+        low, high = f"{min(loads):.1f}", f"{max(loads):.1f}"
+        share = f"load average at the start {low if low == high else f'{low}–{high}'}"
     return (
         f"Run {', '.join(dates)} on {where['platform']}, {where['cpus']} CPUs, {share} "
         f"(torch threads per process: {where['torch_threads']}); torch {versions['torch']}, "
@@ -215,11 +214,6 @@ def _forwards(rows: Sequence[Record]) -> float:
 DEFAULT_ROW = "N(N+1), exact only"
 
 
-def _spent(points: dict[str, list[Record]], level: str) -> float:
-    """The most mean forwards any sampling method spent at budget ``level``."""
-    return max(_forwards(rows) for name, rows in points.items() if name.endswith(f" @{level}"))
-
-
 def frontier_comparisons(records: Sequence[Record]) -> dict[int, list[dict[str, Any]]]:
     r"""Per region count and sampling budget, per metric: the best Eagle mode whose mean forwards
     are at most the budget's against the best sampling method at that budget (both chosen by
@@ -238,14 +232,14 @@ def frontier_comparisons(records: Sequence[Record]) -> dict[int, list[dict[str, 
             },
             key=_budget_rank,
         )
-        rows = [(level, level, [n for n in eagle if _forwards(points[n]) <= _spent(points, level)])
-                for level in levels]  # fmt: skip
+        rows: list[tuple[str, str, list[str] | None]] = [(level, level, None) for level in levels]
         if "eagle:exact" in points and "N(N+1)" in levels:
             rows.append((DEFAULT_ROW, "N(N+1)", ["eagle:exact"]))
         cells, differences, lower = [], {}, {}
-        for level, budget, affordable in rows:
+        for level, budget, fixed in rows:
             samplers = [n for n in points if n.endswith(f" @{budget}")]
-            spent = _spent(points, budget)
+            spent = max(_forwards(points[n]) for n in samplers)
+            affordable = fixed or [n for n in eagle if _forwards(points[n]) <= spent]
             for metric, _ in FRONTIER_METRICS:
                 theirs = _best(points, samplers, metric)
                 ours = _best(points, affordable, metric)
@@ -530,8 +524,7 @@ def sections(folder: Path | None = None) -> dict[str, str]:
             text = environment(headers) + "\n\n" + text
         made[name] = text
     made["headline"] = headline(folder)
-    made["redundant"] = redundant_tables(folder)
-    made["redundant-headline"] = redundant_tables(folder, headline_only=True)
+    made.update(redundant_tables(folder))
     made["joint"] = joint_tables(folder)
     made.update(speed_tables(folder))
     made["supported-models"] = supported_models_table(folder)
@@ -604,18 +597,20 @@ def joint_tables(folder: Path | None = None) -> str:
     return joint.report(*joint.read_jsonl(paths)).strip()
 
 
-def redundant_tables(folder: Path | None = None, headline_only: bool = False) -> str:
-    r"""The redundant-evidence tables (issue 21), made by :mod:`benchmarks.redundant`'s report:
-    every table, or with ``headline_only`` the one-row-per-group headline."""
+def redundant_tables(folder: Path | None = None) -> dict[str, str]:
+    r"""The redundant-evidence sections (issue 21), made by :mod:`benchmarks.redundant`'s report
+    from one read of the files: ``redundant`` (every table) and ``redundant-headline`` (one row
+    per group)."""
     from benchmarks import redundant
 
     paths = sorted(((folder or RESULTS) / "redundant").glob("*.jsonl"))
     if not paths:
-        return "No results yet."
-    _, records = redundant.load(paths)
-    if headline_only:
-        return redundant.markdown_headline(records)
-    return redundant.markdown_report(records).strip()
+        return dict.fromkeys(("redundant", "redundant-headline"), "No results yet.")
+    _, records = read_results(paths)
+    return {
+        "redundant": redundant.markdown_report(records).strip(),
+        "redundant-headline": redundant.markdown_headline(records),
+    }
 
 
 def replace_sections(text: str, made: dict[str, str], names: Sequence[str]) -> str:

@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 
 import benchmarks.baselines  # noqa: E402, F401  (registers grad_cam)
 from benchmarks import faithfulness, frontier, report, speed, supported_models  # noqa: E402
-from benchmarks.results import read_results  # noqa: E402
+from benchmarks.results import machine, read_results  # noqa: E402
 from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.baselines import attribute, list_methods  # noqa: E402
 from captum_eagle.registry import UnknownNameError  # noqa: E402
@@ -333,7 +333,7 @@ def test_joint_benchmark_scores_a_case_and_reports_it(llava, tmp_path) -> None:
         assert record["top_region"] == (first_region == 0)
         assert 0 <= record["insertion"] <= 1 and 0 <= record["deletion"] <= 1
     path = tmp_path / "joint.jsonl"
-    header = {"record": "header", "command": "c", "machine": faithfulness.machine()}
+    header = {"record": "header", "command": "c", "machine": machine()}
     header["versions"] = {"torch": "t", "captum": "c", "transformers": "x"}
     header |= {"weights": {"model": "tiny"}, "minutes": 0.1, "explained": 1}
     path.write_text("\n".join(map(joint.json.dumps, [header, *records])))

@@ -16,6 +16,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import redundant  # noqa: E402
 from benchmarks.faithfulness import Case  # noqa: E402
+from benchmarks.results import read_results  # noqa: E402
 from captum_eagle.zoo import generate_scene  # noqa: E402
 
 
@@ -116,18 +117,18 @@ def _write(path: Path, seed: int, records: list[dict], weights: str = "abc") -> 
     return path
 
 
-def test_load_pools_runs_and_rejects_bad_files(tmp_path) -> None:
+def test_runs_pool_through_read_results_and_bad_files_are_rejected(tmp_path) -> None:
     a = _write(tmp_path / "a.jsonl", 0, [_record("eagle:exact", 1, 0.1)])
     b = _write(tmp_path / "b.jsonl", 1, [_record("eagle:exact", 1, 0.2)])
-    headers, records = redundant.load([a, b])
+    headers, records = read_results([a, b])
     assert len(headers) == 2 and [r["deletion"] for r in records] == [0.1, 0.2]
     with pytest.raises(ValueError, match="different --seed"):
-        redundant.load([a, _write(tmp_path / "c.jsonl", 0, [])])
+        read_results([a, _write(tmp_path / "c.jsonl", 0, [])])
     with pytest.raises(ValueError, match="different weights"):
-        redundant.load([a, _write(tmp_path / "d.jsonl", 2, [], weights="other")])
+        read_results([a, _write(tmp_path / "d.jsonl", 2, [], weights="other")])
     (tmp_path / "e.jsonl").write_text(json.dumps(_record("eagle:exact", 1, 0.1)) + "\n")
     with pytest.raises(ValueError, match="header"):
-        redundant.load([tmp_path / "e.jsonl"])
+        read_results([tmp_path / "e.jsonl"])
 
 
 def test_unknown_search_lists_the_choices() -> None:
