@@ -18,7 +18,7 @@ from captum_eagle.images import check_pixels, to_image_tensor
 from captum_eagle.influence import INFLUENCE_VARIANTS, influence_area, token_influence
 from captum_eagle.masks import FeatureMask, as_feature_mask
 from captum_eagle.objective import SubsetScorer, check_batch_size
-from captum_eagle.search import SearchStrategy, get_search, run_search
+from captum_eagle.search import SearchState, SearchStrategy, get_search, search_state
 from captum_eagle.wrapper import MLLMForwardWrapper, PreparedSample, TargetSelection
 
 if TYPE_CHECKING:
@@ -104,7 +104,9 @@ class EagleResult(SavedFields):
         necessity (Tensor): ``(N + 1,)`` mean ``1 − p_t(V \ π_:r)`` (prefix removed).
         trajectories (Tensor): ``(T, N + 1)`` per-token insertion probabilities ``p_t(π_:r)``.
         removal_trajectories (Tensor): ``(T, N + 1)`` per-token ``p_t(V \ π_:r)``.
-        region_attribution (Tensor): ``(N,)`` the saliency value of each region id, in ``[0, 1]``.
+        region_attribution (Tensor): ``(N,)`` the saliency value of each region id, in ``[0, 1]``:
+            the saliency walk over ``gains`` (over the gains the search measured, for a search
+            that draws its map itself, such as ``"budget"``).
         token_attribution (Tensor): ``(T, N)`` per-token marginal gain of each region id along
             ``π`` (positive: the region raised that token's objective).
         influence (dict): per-token influence normalised across the answer, by variant name.
@@ -112,7 +114,8 @@ class EagleResult(SavedFields):
         target_tokens (list[str]): the explained tokens.
         answer (str): the explained answer.
         search (str): the search strategy's name.
-        forwards (int): model forwards (images) spent; identical masked images are scored once.
+        forwards (int): model forwards (images) spent, the trajectory's included; identical
+            masked images are scored once.
         seconds (float): wall time of the attribution.
         feature_mask (Tensor): ``(1, 1, H, W)`` the regions.
         search_options (dict): the strategy's settings, seed included
@@ -333,13 +336,20 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
     :meth:`explain` returns the full explanation of one image (order, gains, per-token
     trajectories and influence, forwards, time); :meth:`attribute` returns the maps of a batch.
 
+    Every :class:`EagleResult` carries the insertion trajectory of its order (``N + 1`` prefixes,
+    kept and removed: up to ``2N + 2`` forwards beyond what a fast search spent). A map within a
+    fixed number of forwards is what :meth:`attribute` returns with ``search="budget"``
+    (:class:`~captum_eagle.search.BudgetedGreedy`), as ``n_samples`` bounds KernelShap.
+
     Args:
         forward_func (MLLMForwardWrapper): the wrapped model (the same object Captum's methods
             take as ``forward_func``).
 
     Attributes:
         last_result (EagleResult or None): convenience: the result of the most recent
-            :meth:`explain` / :meth:`attribute` call (the last image of a batch).
+            :meth:`explain` / :meth:`attribute` call (the last image of a batch); ``None`` after
+            :meth:`attribute` with a search that draws its map without the trajectory
+            (``"budget"``): call :meth:`explain` for its full result.
 
     Examples::
 
@@ -408,9 +418,10 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
                 ``ImageMaskInput``.
             search (str or SearchStrategy): ``"exact"`` (default), ``"lazy"``, ``"stochastic"``,
                 ``"bidirectional"``, ``"early_stop"``, ``"efficient"``, ``"forward_backward"``
-                (redundant evidence: exact greedy, then the tail from the back; see
+                (redundant evidence: exact greedy, then the tail from the back), ``"budget"``
+                (the map within ``4N`` forwards, no trajectory; see
                 :func:`captum_eagle.search.list_searches`), or an instance with options, e.g.
-                ``StochasticGreedy(fraction=0.3, seed=0)``.
+                ``StochasticGreedy(fraction=0.3, seed=0)`` or ``BudgetedGreedy(forwards=128)``.
             insight_weight (float): weight of the insight term (0 for necessity only).
             necessity_weight (float): weight of the necessity term (0 for insight only).
             perturbations_per_eval (int or "auto", optional): masked images per model forward
@@ -433,8 +444,17 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
         dtype = inputs.dtype if isinstance(inputs, torch.Tensor) else torch.float32
         maps = []
         for run in runs:
-            result = self._run(run, inputs, show_progress)
-            maps.append(result.attribution_map().to(dtype).expand(1, 3, -1, -1))
+            started = time.perf_counter()
+            state = search_state(run.strategy, run.scorer, show_progress=show_progress)
+            gains = run.strategy.map_gains(state, run.scorer)
+            if gains is None:  # the map is drawn from the trajectory: the full result
+                result = self._summarise(run, state, inputs, started)
+                region_attribution = result.region_attribution
+            else:  # the search measured its gains: no trajectory, only its own forwards
+                region_attribution = saliency_from_gains(torch.tensor(state.order), gains)
+                self.last_result = None
+            region_map = region_attribution[run.scorer.feature_mask.mask]
+            maps.append(region_map.to(dtype).expand(1, 3, -1, -1))
         return torch.cat(maps, dim=0)
 
     def explain(
@@ -459,7 +479,9 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
         """
         _check_one_image(inputs)
         (run,) = self._validated_runs(**_arguments(locals()))
-        return self._run(run, inputs, show_progress)
+        started = time.perf_counter()
+        state = search_state(run.strategy, run.scorer, show_progress=show_progress)
+        return self._summarise(run, state, inputs, started)
 
     def explain_joint(
         self,
@@ -566,12 +588,19 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
             runs.append(_EagleRun(scorer, strategy, search_options))
         return runs
 
-    def _run(
-        self, run: _EagleRun, inputs: torch.Tensor | ImageMaskInput, show_progress: bool
+    def _summarise(
+        self,
+        run: _EagleRun,
+        state: SearchState,
+        inputs: torch.Tensor | ImageMaskInput,
+        started: float,
     ) -> EagleResult:
-        started = time.perf_counter()
-        order = run_search(run.strategy, run.scorer, show_progress=show_progress)
-        result = summarise_search(run.scorer, torch.tensor(order), run.strategy.name)
+        result = summarise_search(
+            run.scorer,
+            torch.tensor(state.order),
+            run.strategy.name,
+            map_gains=run.strategy.map_gains(state, run.scorer),
+        )
         result.search_options = run.search_options
         result.seconds = time.perf_counter() - started
         result.inputs = inputs if isinstance(inputs, ImageMaskInput) else None
@@ -672,11 +701,19 @@ def _check_region_ids(mask: torch.Tensor) -> None:
         )
 
 
-def summarise_search(scorer: SubsetScorer, order: torch.Tensor, search: str) -> EagleResult:
+def summarise_search(
+    scorer: SubsetScorer,
+    order: torch.Tensor,
+    search: str,
+    *,
+    map_gains: torch.Tensor | None = None,
+) -> EagleResult:
     r"""The :class:`EagleResult` of a finished search: trajectories, gains, saliency, influence.
 
     Scores every prefix of ``order`` (kept and removed) through ``scorer`` (cached subsets cost no
-    forward); used by :class:`EagleAttribution` and the joint image + prompt search.
+    forward); used by :class:`EagleAttribution` and the joint image + prompt search. The saliency
+    is drawn from the trajectory's gains, or from ``map_gains`` (``(N,)`` along ``order``: the
+    gains a search measured itself, :meth:`SearchStrategy.map_gains`) when given.
     """
     n_regions = scorer.n_regions
     prefixes = torch.zeros(n_regions + 1, n_regions, dtype=torch.bool)
@@ -701,7 +738,7 @@ def summarise_search(scorer: SubsetScorer, order: torch.Tensor, search: str) -> 
         necessity=(1 - removed).mean(dim=1),
         trajectories=trajectories,
         removal_trajectories=removed.T.contiguous(),
-        region_attribution=saliency_from_gains(order, gains),
+        region_attribution=saliency_from_gains(order, gains if map_gains is None else map_gains),
         token_attribution=token_attribution,
         influence={
             v: token_influence(trajectories, v, areas=region_areas) for v in INFLUENCE_VARIANTS

@@ -27,7 +27,7 @@ from captum_eagle.attribution import EagleResult, SavedFields, summarise_search
 from captum_eagle.masks import FeatureMask, as_feature_mask
 from captum_eagle.objective import SubsetScorer
 from captum_eagle.reliance import modality_reliance
-from captum_eagle.search import SearchStrategy, get_search, run_search
+from captum_eagle.search import SearchStrategy, get_search, search_state
 from captum_eagle.text_features import (
     DEFAULT_TEXT_BASELINE,
     TextFeature,
@@ -319,8 +319,11 @@ def explain_joint(
         image=image,
     )
     strategy = get_search(search)
-    order = torch.tensor(run_search(strategy, scorer, show_progress=show_progress))
-    eagle = summarise_search(scorer, order, strategy.name)
+    state = search_state(strategy, scorer, show_progress=show_progress)
+    order = torch.tensor(state.order)
+    eagle = summarise_search(
+        scorer, order, strategy.name, map_gains=strategy.map_gains(state, scorer)
+    )
     eagle.search_options = strategy.options()
     eagle.seconds = time.perf_counter() - started
     kinds = ["image"] * scorer.n_image_regions + ["text"] * len(scorer.text_features)

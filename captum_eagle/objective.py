@@ -205,14 +205,7 @@ class SubsetScorer:
         :meth:`image_key`.
         """
         subsets = subsets.bool().cpu()
-        terms = self.terms if terms is None else terms
-        # One key per (row, image); the requested images missing from the cache are scored once.
-        keys = {keep: [self.image_key(row, keep) for row in subsets] for keep in (True, False)}
-        todo: dict[bytes, tuple[int, bool]] = {}
-        for i in range(subsets.shape[0]):
-            for keep in terms:
-                if keys[keep][i] not in self._cache:
-                    todo.setdefault(keys[keep][i], (i, keep))
+        keys, todo = self._missing(subsets, self.terms if terms is None else terms)
         if todo:
             rows = torch.tensor([i for i, _ in todo.values()])
             kept = torch.tensor([k for _, k in todo.values()])
@@ -224,6 +217,40 @@ class SubsetScorer:
             return torch.stack([self._cache.get(key, nan) for key in keys[keep]])
 
         return SubsetScores(kept=cached(True), removed=cached(False))
+
+    def cost(self, subsets: torch.Tensor, terms: tuple[bool, ...] | None = None) -> int:
+        r"""The forwards :meth:`score` would spend on ``subsets`` now: images not yet cached.
+
+        Examples::
+
+            >>> import torch
+            >>> from PIL import Image
+            >>> from captum_eagle import FeatureMask, MLLMForwardWrapper
+            >>> from captum_eagle.objective import SubsetScorer
+            >>> from captum_eagle.testing import tiny_model
+            >>> wrapper = MLLMForwardWrapper(*tiny_model("llava"))
+            >>> sample = wrapper.prepare(Image.new("RGB", (32, 32), "red"), "describe", "a cat")
+            >>> scorer = SubsetScorer(wrapper, sample, FeatureMask.grid(sample.image, 2, 2))
+            >>> subsets = torch.eye(4, dtype=torch.bool)
+            >>> scorer.cost(subsets), scorer.cost(subsets, terms=(True,))
+            (8, 4)
+            >>> _ = scorer.score(subsets)
+            >>> scorer.cost(subsets), scorer.forwards
+            (0, 8)
+        """
+        return len(self._missing(subsets.bool().cpu(), self.terms if terms is None else terms)[1])
+
+    def _missing(
+        self, subsets: torch.Tensor, terms: tuple[bool, ...]
+    ) -> tuple[dict[bool, list[bytes]], dict[bytes, tuple[int, bool]]]:
+        """Keys of each (row, image), and the requested images missing from the cache, once."""
+        keys = {keep: [self.image_key(row, keep) for row in subsets] for keep in (True, False)}
+        todo: dict[bytes, tuple[int, bool]] = {}
+        for i in range(subsets.shape[0]):
+            for keep in terms:
+                if keys[keep][i] not in self._cache:
+                    todo.setdefault(keys[keep][i], (i, keep))
+        return keys, todo
 
     def image_key(self, subset: torch.Tensor, keep: bool) -> bytes:
         r"""Identifies the masked image of ``subset`` ``(N,)`` bool: kept (``True``) or removed.

@@ -87,6 +87,17 @@ def test_cache_costs_no_forward_for_seen_subsets(scorer) -> None:
     assert scorer.forwards == 6
 
 
+def test_cost_counts_the_images_score_would_run(scorer) -> None:
+    assert scorer.cost(subsets([0], [1, 2])) == 4
+    assert scorer.cost(subsets([0], [0]), terms=(True,)) == 1  # one distinct image
+    scorer.score(subsets([0]))
+    assert scorer.cost(subsets([0], [1])) == 2 and scorer.forwards == 2
+    # The images of ∅ are those of V: scoring one makes the other free.
+    scorer.score(subsets([]))
+    assert scorer.cost(subsets(list(range(scorer.n_regions)))) == 0
+    assert scorer.forwards == 4
+
+
 def test_terms_select_the_images(scorer) -> None:
     kept_only = scorer.score(subsets([3]), terms=(True,))
     assert scorer.forwards == 1

@@ -76,7 +76,7 @@ def exact(explain):
 
 
 def test_registry_lists_every_strategy() -> None:
-    names = {"exact", "lazy", "stochastic", "bidirectional", "early_stop", "efficient"}
+    names = {"exact", "lazy", "stochastic", "bidirectional", "early_stop", "efficient", "budget"}
     assert names <= set(list_searches())
     assert isinstance(get_search("lazy"), LazyGreedy)
     assert get_search("stochastic", fraction=0.5, seed=3).seed == 3
@@ -118,6 +118,7 @@ ALL = [
     "early_stop",
     EarlyStop("lazy", tolerance=0.2),
     "efficient",
+    "budget",
 ]
 
 

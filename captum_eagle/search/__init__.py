@@ -9,8 +9,10 @@ from captum_eagle.search.base import (
     register_search,
     run_search,
     score_front,
+    search_state,
 )
 from captum_eagle.search.bidirectional import BidirectionalGreedy
+from captum_eagle.search.budget import BudgetedGreedy
 from captum_eagle.search.early_stop import EarlyStop
 from captum_eagle.search.efficient import EfficientGreedy
 from captum_eagle.search.exact import ExactGreedy
@@ -20,6 +22,7 @@ from captum_eagle.search.stochastic import StochasticGreedy
 
 __all__ = [
     "BidirectionalGreedy",
+    "BudgetedGreedy",
     "EarlyStop",
     "EfficientGreedy",
     "ExactGreedy",
@@ -34,4 +37,5 @@ __all__ = [
     "register_search",
     "run_search",
     "score_front",
+    "search_state",
 ]

@@ -143,6 +143,17 @@ class SearchStrategy:
         """
         return n_regions * (n_regions + 1)
 
+    def map_gains(self, state: SearchState, scorer: SubsetScorer) -> torch.Tensor | None:
+        r"""Gains along the order to draw the saliency map from, or ``None`` (the default).
+
+        ``None``: the map is drawn from the insertion trajectory of the final order, which the
+        engine completes after the search. A strategy that returns the gains it measured
+        (``(N,)``, in the order ``π``) makes :meth:`EagleAttribution.attribute` return its map
+        without the trajectory, so the forwards stay those of the search (``"budget"``);
+        :meth:`EagleAttribution.explain` still completes the trajectory for the result.
+        """
+        return None
+
     def options(self) -> dict[str, Any]:
         r"""The strategy's settings (its public attributes), JSON-ready.
 
@@ -201,6 +212,13 @@ def run_search(
     strategy: SearchStrategy, scorer: SubsetScorer, *, show_progress: bool = False
 ) -> list[int]:
     r"""Run ``strategy`` to a full order of the scorer's regions; return the order ``π``."""
+    return search_state(strategy, scorer, show_progress=show_progress).order
+
+
+def search_state(
+    strategy: SearchStrategy, scorer: SubsetScorer, *, show_progress: bool = False
+) -> SearchState:
+    r"""Run ``strategy`` to a full order; return the final :class:`SearchState` (``.order``)."""
     state = SearchState(scorer.n_regions)
     with tqdm(
         desc=f"Eagle attribution ({strategy.name})",
@@ -221,4 +239,4 @@ def run_search(
             state.back.extend(decision.back)
             state.step += 1
             bar.update(len(placed))
-    return state.order
+    return state
