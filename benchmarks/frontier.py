@@ -66,6 +66,7 @@ from benchmarks.hallucination import collect_cases, first_seed, on_cause  # noqa
 from benchmarks.results import (  # noqa: E402
     RESULTS,
     header,
+    read_results,
     results_file,
     torch_threads,
     write_record,
@@ -74,7 +75,7 @@ from captum_eagle import FeatureMask, MLLMForwardWrapper  # noqa: E402
 from captum_eagle.baselines import ForwardCounter, attribute, get_method  # noqa: E402
 from captum_eagle.hallucination import explain_hallucination, mitigate  # noqa: E402
 from captum_eagle.metrics import pointing_game  # noqa: E402
-from captum_eagle.search import list_searches  # noqa: E402
+from captum_eagle.search import get_search, list_searches  # noqa: E402
 from captum_eagle.zoo import SCENE_KINDS, generate_scene  # noqa: E402
 from captum_eagle.zoo.evaluate import EVAL_SEED  # noqa: E402
 
@@ -104,11 +105,29 @@ def budget_label(budget: int, n_regions: int) -> str:
     return f"{budget // n_regions}N"
 
 
+BUDGETED: tuple[str, ...] = ("budget",)
+BUDGETED_LEVELS = 3  # the budgeted Eagle mode runs at 2N, 4N and 8N
+
+
 def points(
     n_regions: int, searches: Sequence[str], methods: Sequence[str]
 ) -> list[tuple[str, int | None]]:
-    r"""``[(method, forward budget or None)]`` to run on one explanation of ``n_regions``."""
-    runs: list[tuple[str, int | None]] = [(f"eagle:{name}", None) for name in searches]
+    r"""``[(method, forward budget or None)]`` to run on one explanation of ``n_regions``.
+
+    Eagle's budgeted search (:class:`captum_eagle.search.BudgetedGreedy`) runs at the first
+    :data:`BUDGETED_LEVELS` sampling budgets (2N, 4N, 8N), where no other Eagle mode fits.
+
+    Examples::
+
+        >>> points(4, ["exact", "budget"], ["random"])
+        [('eagle:exact', None), ('eagle:budget', 8), ('eagle:budget', 16), ('random', None)]
+    """
+    runs: list[tuple[str, int | None]] = []
+    for name in searches:
+        if name in BUDGETED:
+            runs += [(f"eagle:{name}", b) for b in budgets(n_regions)[:BUDGETED_LEVELS]]
+        else:
+            runs.append((f"eagle:{name}", None))
     for method in methods:
         if method in SAMPLING:
             runs += [(method, budget) for budget in budgets(n_regions)]
@@ -126,9 +145,11 @@ def attribution_map(
 ) -> tuple[torch.Tensor, int]:
     r"""The map of one method (``"eagle:<search>"`` or a registry name) and its forwards."""
     name, _, search = method.partition(":")
-    options = {"search": search} if search else {}
+    options: dict[str, Any] = {"search": search} if search else {}
     entry = get_method(name)
     value = None if budget is None else entry.budget_for(budget, feature_mask.n_regions)
+    if search in BUDGETED:
+        options["search"], value = get_search(search, forwards=budget), None
     with ForwardCounter(wrapper) as counter:
         attribution = attribute(name, wrapper, sample, feature_mask, budget=value, **options)
     return attribution.detach().float().sum(dim=1, keepdim=True), counter.images
@@ -206,7 +227,7 @@ def hallucination_records(
             torch.manual_seed(case_seed(0, item.seed, n_regions, method, budget))
             started = time.perf_counter()
             name, _, search = method.partition(":")
-            if name == "eagle":
+            if name == "eagle" and search not in BUDGETED:
                 result = explain_hallucination(wrapper, case, feature_mask, search=search)
                 forwards = result.explanation.forwards
             else:
@@ -223,6 +244,18 @@ def hallucination_records(
             }
 
 
+def cases_of(path: Path) -> dict[tuple[str, int], str | None]:
+    r"""The cases of a frontier results file: ``(kind, scene) → word`` and
+    ``("hallucination", seed) → None``."""
+    cases: dict[tuple[str, int], str | None] = {}
+    for record in read_results([path])[1]:
+        if record.get("type") == "explanation":
+            cases[(record["kind"], record["scene"])] = record["label"]
+        elif record.get("type") == "hallucination":
+            cases[("hallucination", record["scene"])] = None
+    return cases
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=3, help="scenes per kind")
@@ -231,7 +264,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="scene seeds start at 10**6 + 10**5 s")
     parser.add_argument("--searches", nargs="+", default=list_searches(), choices=list_searches())
     parser.add_argument(
-        "--methods", nargs="+", default=[*SAMPLING, *POINTS], choices=[*SAMPLING, *POINTS]
+        "--methods", nargs="*", default=[*SAMPLING, *POINTS], choices=[*SAMPLING, *POINTS]
+    )
+    parser.add_argument(
+        "--like",
+        type=Path,
+        help="a frontier results file: explain only its cases (same seed and arguments), e.g. to "
+        "add a method to a finished run",
     )
     parser.add_argument("--hallucination", type=int, default=0, help="hallucination cases")
     parser.add_argument("--max-minutes", type=float, help="start no new case after this")
@@ -262,6 +301,7 @@ def run(args: argparse.Namespace) -> Path:
         def log(text: str) -> None:
             print(f"[{(time.perf_counter() - started) / 60:.1f} min] {text}", flush=True)
 
+        like = None if args.like is None else cases_of(args.like)
         with results_file(out, header("frontier", args.model, vars(args))) as file:
             items: list[HallucinationItem] = []
             if args.hallucination:
@@ -276,7 +316,10 @@ def run(args: argparse.Namespace) -> Path:
                 return deadline is not None and time.perf_counter() > deadline
 
             for index in range(max(len(items), args.scenes)):
-                if index < len(items) and not stop():
+                wanted = like is None or (
+                    index < len(items) and ("hallucination", items[index].seed) in like
+                )
+                if index < len(items) and wanted and not stop():
                     for record in hallucination_records(
                         wrapper, items[index], args.regions, args.searches, args.methods
                     ):
@@ -287,8 +330,20 @@ def run(args: argparse.Namespace) -> Path:
                         if stop():
                             break
                         scene = generate_scene(base + index, kind)
+                        # Always drawn, so that the words match a run without --like.
                         cases, _ = build_cases(wrapper, scene, ["word"], 1, rng)
                         for case in cases:
+                            if like is not None:
+                                label = like.get((case.kind, case.scene))
+                                if label is None:
+                                    continue
+                                if label != case.label:
+                                    raise ValueError(
+                                        f"--like {args.like} explains {label!r} in the "
+                                        f"{case.kind} scene {case.scene}, this run "
+                                        f"{case.label!r}: pass the seed and arguments of "
+                                        "that run."
+                                    )
                             for record in word_records(
                                 wrapper, case, args.regions, args.searches, args.methods
                             ):

@@ -107,7 +107,14 @@ def _cell(number: float, digits: int = 3) -> str:
 
 
 def _case(record: Record) -> tuple:
-    return (record.get("type"), record.get("task"), record["scene"], record.get("label"))
+    # The scenes of every kind share their seeds: the kind is part of the case.
+    return (
+        record.get("type"),
+        record.get("task"),
+        record.get("kind"),
+        record["scene"],
+        record.get("label"),
+    )
 
 
 def _differences(ours: Sequence[Record], theirs: Sequence[Record], metric: str) -> list[float]:
@@ -237,7 +244,9 @@ def frontier_comparisons(records: Sequence[Record]) -> dict[int, list[dict[str, 
             rows.append((DEFAULT_ROW, "N(N+1)", ["eagle:exact"]))
         cells, differences, lower = [], {}, {}
         for level, budget, fixed in rows:
-            samplers = [n for n in points if n.endswith(f" @{budget}")]
+            samplers = [
+                n for n in points if n.endswith(f" @{budget}") and n.split(" @")[0] in SAMPLING
+            ]
             spent = max(_forwards(points[n]) for n in samplers)
             affordable = fixed or [n for n in eagle if _forwards(points[n]) <= spent]
             for metric, _ in FRONTIER_METRICS:
@@ -310,7 +319,7 @@ def plot_frontier(records: Sequence[Record], path: Path = FIGURE) -> Path:
                     curves[method].append((x, y))
                 elif method.startswith("eagle"):
                     ax.scatter(x, y, marker="*", s=90, color="crimson", zorder=3)
-                    ax.annotate(method.split(":")[1], (x, y), fontsize=6, xytext=(3, 3),
+                    ax.annotate(name.split(":")[1], (x, y), fontsize=6, xytext=(3, 3),
                                 textcoords="offset points")  # fmt: skip
                 else:
                     ax.scatter(x, y, marker="s", s=25, color="grey", zorder=2)

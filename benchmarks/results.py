@@ -29,6 +29,7 @@ import os
 import platform
 import shlex
 import sys
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -198,9 +199,11 @@ def read_results(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[dict
     Raises:
         FileNotFoundError: a path does not exist.
         ValueError: a file does not start with a header, the files were made with different
-            weights, or two files share a ``seed`` (the same scenes counted twice).
+            weights, or two files share a ``seed`` and a method (the same explanations counted
+            twice; files of one seed with different methods pool, e.g. a method added later).
     """
     headers, records = [], []
+    seen: dict[Any, list[tuple[Path, set[str]]]] = defaultdict(list)
     for path in map(Path, paths):
         if not path.is_file():
             raise FileNotFoundError(f"No results file {path}; run the benchmark first.")
@@ -209,12 +212,18 @@ def read_results(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[dict
             raise ValueError(f"{path} does not start with a header record; is it a results file?")
         headers.append(lines[0])
         records.extend(lines[1:])
+        seed = lines[0].get("config", {}).get("seed")
+        methods = {str(r["method"]) for r in lines[1:] if "method" in r}
+        for other, theirs in seen[seed]:
+            if not methods or not theirs or methods & theirs:
+                raise ValueError(
+                    f"{other} and {path} share --seed {seed} and a method (or hold none): files "
+                    "to pool must come from different --seed values or hold different methods."
+                )
+        seen[seed].append((path, methods))
     hashes = {h.get("weights", {}).get("weights_sha256") for h in headers}
     if len(hashes) > 1:
         raise ValueError("The files were made with different weights; report them separately.")
-    seeds = [h.get("config", {}).get("seed") for h in headers]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"Files to pool must come from different --seed values; got {seeds}.")
     return headers, records
 
 

@@ -235,7 +235,7 @@ def test_benchmark_end_to_end_at_toy_size(tmp_path, capsys) -> None:
     assert {row["verdict"] for row in compared} == {"n<6"}
 
     # Pooling: two files of the same seed count the same scenes twice and are refused.
-    with pytest.raises(ValueError, match="different --seed"):
+    with pytest.raises(ValueError, match="different --seed values"):
         read_results([out, out])
 
 
@@ -249,6 +249,10 @@ def test_frontier_budgets_double_from_2n_up_to_exact_eagle() -> None:
     assert runs == [
         ("eagle:exact", None), ("eagle:lazy", None),
         ("lime", 8), ("lime", 16), ("lime", 20), ("random", None),
+    ]  # fmt: skip
+    # The budgeted Eagle mode runs at the first three sampling budgets.
+    assert frontier.points(16, ["budget"], []) == [
+        ("eagle:budget", 32), ("eagle:budget", 64), ("eagle:budget", 128),
     ]  # fmt: skip
 
 
@@ -283,6 +287,26 @@ def test_frontier_end_to_end_at_toy_size(tmp_path) -> None:
     for record in (r for r in records if r["type"] == "hallucination"):
         removed = record["area_removed"]
         assert removed is None or 0 < removed < 1
+
+    # --like adds a method to the same cases; the files pool (same seed, other methods).
+    extra = tmp_path / "budget.jsonl"
+    frontier.main(
+        [
+            "--regions", "4", "--scenes", "1", "--kinds", "plain", "redundant",
+            "--hallucination", "1", "--searches", "budget", "--methods",
+            "--like", str(out), "--out", str(extra),
+        ]
+    )  # fmt: skip
+    _, added = read_results([out, extra])
+    budgeted = [r for r in added if r.get("method") == "eagle:budget"]
+    assert {(r["type"], r["scene"], r.get("label")) for r in budgeted} == {
+        (r["type"], r["scene"], r.get("label")) for r in records if r.get("method") == "eagle:exact"
+    }  # the plain word and the hallucination case only: no redundant scene in `out`
+    for record in (r for r in budgeted if r["type"] == "explanation"):
+        assert record["forwards"] <= frontier.budgets(n)[["2N", "4N", "N(N+1)"].index(
+            record["budget"])]  # fmt: skip
+    with pytest.raises(ValueError, match="share --seed 0 and a method"):
+        read_results([out, extra, extra])
 
 
 def test_speed_benchmark_full_run_matches_naive_order(tmp_path, capsys) -> None:

@@ -122,7 +122,7 @@ def test_runs_pool_through_read_results_and_bad_files_are_rejected(tmp_path) -> 
     b = _write(tmp_path / "b.jsonl", 1, [_record("eagle:exact", 1, 0.2)])
     headers, records = read_results([a, b])
     assert len(headers) == 2 and [r["deletion"] for r in records] == [0.1, 0.2]
-    with pytest.raises(ValueError, match="different --seed"):
+    with pytest.raises(ValueError, match="different --seed values"):
         read_results([a, _write(tmp_path / "c.jsonl", 0, [])])
     with pytest.raises(ValueError, match="different weights"):
         read_results([a, _write(tmp_path / "d.jsonl", 2, [], weights="other")])

@@ -78,7 +78,7 @@ def test_read_results_refuses_what_cannot_be_pooled(tmp_path) -> None:
         paths[-1].write_text(json.dumps(first) + "\n")
     with pytest.raises(ValueError, match="different weights"):
         read_results(paths)
-    with pytest.raises(ValueError, match="different --seed"):
+    with pytest.raises(ValueError, match="different --seed values"):
         read_results([paths[0], paths[0]])
     with (
         pytest.raises(ValueError, match="header"),
@@ -128,10 +128,17 @@ def test_holm_turns_a_marginal_difference_into_a_tie_among_many() -> None:
 
 
 # -- tables from records -----------------------------------------------------------------------
-def _word(method: str, budget: str | None, scene: int, forwards: int, insertion: float) -> dict:
+def _word(
+    method: str,
+    budget: str | None,
+    scene: int,
+    forwards: int,
+    insertion: float,
+    kind: str = "plain",
+) -> dict:
     return {
         "type": "explanation",
-        "kind": "plain",
+        "kind": kind,
         "scene": scene,
         "label": "red#1",
         "regions": 4,
@@ -175,6 +182,33 @@ def test_frontier_compares_only_eagle_modes_within_the_budget() -> None:
     assert "no Eagle mode this cheap" in table and "(early_stop vs lime)" in table
     assert f"| {report.DEFAULT_ROW} | 20 |" in table
     assert "| eagle:early_stop | 12 | 0.825 |" in report.frontier_table(records)
+
+
+def test_budgeted_eagle_points_are_eagle_modes_not_samplers() -> None:
+    records = []
+    for scene in range(6):
+        noise = 0.01 * scene
+        records += [
+            _word("eagle:budget", "2N", scene, 8, 0.9 + noise),
+            _word("lime", "2N", scene, 8, 0.5 + noise),
+        ]
+    (cell,) = [c for c in report.frontier_comparisons(records)[4] if c["metric"] == "insertion"]
+    assert (cell["ours"], cell["theirs"]) == ("eagle:budget @2N", "lime @2N")
+    assert cell["comparison"].mean == pytest.approx(0.4)
+
+
+def test_cases_of_different_kinds_with_one_seed_and_word_are_not_paired() -> None:
+    # Scenes of every kind share their seeds; the same word can come up in two kinds.
+    records = [
+        _word("eagle:exact", None, 0, 20, 0.9, kind="plain"),
+        _word("eagle:exact", None, 0, 20, 0.5, kind="crowded"),
+        _word("lime", "N(N+1)", 0, 20, 0.8, kind="plain"),
+        _word("lime", "N(N+1)", 0, 20, 0.2, kind="crowded"),
+    ]
+    ours = [r for r in records if r["method"] == "eagle:exact"]
+    theirs = [r for r in records if r["method"] == "lime"]
+    assert report._differences(ours, theirs, "insertion") == pytest.approx([0.1, 0.3])
+    assert "2 caption words" in report.frontier_table(records)
 
 
 def test_hallucination_table_counts_uncorrected_cases_as_full_removal() -> None:
