@@ -58,6 +58,7 @@ DOCUMENTS = {
     ROOT / "benchmarks" / "README.md": (
         "frontier",
         "frontier-verdicts",
+        "frontier-exact",
         "hallucination",
         "faithfulness",
         "redundant-headline",
@@ -294,6 +295,49 @@ def frontier_verdicts(records: Sequence[Record]) -> str:
     return "\n\n".join(blocks)
 
 
+def frontier_against_exact(records: Sequence[Record]) -> str:
+    r"""Per region count, every other Eagle mode against the paper's exact greedy on the same
+    cases: mean forwards, how many times fewer than exact, and ``mode − exact`` per metric
+    (paired bootstrap, Holm-corrected over the region count's table)."""
+    blocks = []
+    for regions, points in sorted(_points(records).items()):
+        if "eagle:exact" not in points:
+            continue
+        modes = sorted(
+            (n for n in points if n.startswith("eagle:") and n != "eagle:exact"),
+            key=lambda n: _forwards(points[n]),
+        )
+        differences, lower = {}, {}
+        for name in modes:
+            for metric, _ in FRONTIER_METRICS:
+                key = (name, metric)
+                differences[key] = _differences(points[name], points["eagle:exact"], metric)
+                lower[key] = metric in LOWER_IS_BETTER
+        comparisons = paired_comparisons(differences, lower)
+        exact = _forwards(points["eagle:exact"])
+        lines = [
+            f"**N = {regions}**: Eagle mode − exact greedy ({exact:.0f} forwards), same cases",
+            "",
+            "| mode | forwards | × fewer | "
+            + " | ".join(label for _, label in FRONTIER_METRICS)
+            + " |",
+            "|---|---:|---:|" + "---|" * len(FRONTIER_METRICS),
+        ]
+        for name in modes:
+            spent = _forwards(points[name])
+            cells = []
+            for metric, _ in FRONTIER_METRICS:
+                comparison = comparisons.get((name, metric))
+                cells.append("—" if comparison is None else _verdict(comparison))
+            lines.append(
+                f"| {name.split(':', 1)[1]} | {spent:.0f} | {exact / spent:.1f} | "
+                + " | ".join(cells)
+                + " |"
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 def plot_frontier(records: Sequence[Record], path: Path = FIGURE) -> Path:
     r"""Quality against forwards (log scale): a column per region count, a row per metric."""
     import matplotlib
@@ -523,13 +567,14 @@ def sections(folder: Path | None = None) -> dict[str, str]:
     builders: dict[str, tuple[str, Callable[[Sequence[Record]], str]]] = {
         "frontier": ("frontier", frontier_table),
         "frontier-verdicts": ("frontier", frontier_verdicts),
+        "frontier-exact": ("frontier", frontier_against_exact),
         "hallucination": ("hallucination", hallucination_table),
         "faithfulness": ("faithfulness", faithfulness_table),
     }
     for name, (benchmark, build) in builders.items():
         headers, records = load(benchmark, folder)
         text = build(records) if records else "No results yet."
-        if name != "frontier-verdicts" and headers:
+        if name not in ("frontier-verdicts", "frontier-exact") and headers:
             text = environment(headers) + "\n\n" + text
         made[name] = text
     made["headline"] = headline(folder)

@@ -175,10 +175,12 @@ def test_metric_errors():
 
 
 # -- region orders -----------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:region_order_from_map is deprecated:DeprecationWarning")
 def test_region_order_from_map_both_ends():
     mask = FeatureMask.grid((4, 4), 2, 2)
     values = torch.tensor([0.5, -1.0, 2.0, 0.0])
-    order, scores = region_order_from_map(values[mask.mask].expand(1, 3, 4, 4), mask)
+    with pytest.warns(DeprecationWarning, match="use captum_eagle.maps.region_order"):
+        order, scores = region_order_from_map(values[mask.mask].expand(1, 3, 4, 4), mask)
     assert order.tolist() == [1, 3, 0, 2]
     assert scores.tolist() == pytest.approx([0.5, 1.0, 0.0, 2 / 3])
     high, _ = region_order_from_map(values[mask.mask][0, 0], mask.mask, "high")

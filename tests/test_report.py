@@ -184,6 +184,26 @@ def test_frontier_compares_only_eagle_modes_within_the_budget() -> None:
     assert "| eagle:early_stop | 12 | 0.825 |" in report.frontier_table(records)
 
 
+def test_every_eagle_mode_is_compared_with_the_exact_greedy() -> None:
+    records = []
+    for scene in range(6):
+        noise = 0.01 * scene
+        records += [
+            _word("eagle:exact", None, scene, 20, 0.9 + noise),
+            _word("eagle:early_stop", None, scene, 10, 0.8 + noise),
+            _word("eagle:budget", "2N", scene, 5, 0.9 + noise),
+            _word("lime", "2N", scene, 8, 0.1),
+        ]
+    table = report.frontier_against_exact(records)
+    lines = table.splitlines()
+    assert lines[0] == "**N = 4**: Eagle mode − exact greedy (20 forwards), same cases"
+    budget, early = (line for line in lines if line.startswith("| budget") or "early" in line)
+    assert budget.startswith("| budget @2N | 5 | 4.0 | +0.000 [+0.000, +0.000] tie |")
+    assert early.startswith("| early_stop | 10 | 2.0 | -0.100 [-0.100, -0.100] worse |")
+    assert "lime" not in table
+    assert report.frontier_against_exact([r for r in records if r["method"] != "eagle:exact"]) == ""
+
+
 def test_budgeted_eagle_points_are_eagle_modes_not_samplers() -> None:
     records = []
     for scene in range(6):
