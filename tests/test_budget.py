@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from captum_eagle import EagleAttribution, FeatureMask
+from captum_eagle.attribution import saliency_from_gains
 from captum_eagle.baselines import ForwardCounter
 from captum_eagle.objective import SubsetScorer
 from captum_eagle.search import BudgetedGreedy, get_search, list_searches
@@ -122,6 +123,24 @@ def test_more_budget_takes_more_exact_steps(eagle, sample, mask) -> None:
     two = _explain(eagle, sample, mask, BudgetedGreedy(forwards=36)).order.tolist()
     assert two[:2] == exact[:2]
     assert sorted(two) == list(range(9))
+
+
+@LLAVA_ONLY
+def test_after_the_greedy_steps_the_rest_is_ranked_by_its_own_objective(
+    wrapper, eagle, sample, mask
+) -> None:
+    scorer = SubsetScorer(wrapper, sample, mask)
+    alone = scorer.objective(scorer.score(torch.eye(9, dtype=torch.bool))).tolist()
+    blank = float(scorer.objective(scorer.score(torch.zeros(1, 9, dtype=torch.bool)))[0])
+    # 18 + 2 for step 1, 16 for step 2: two regions by the greedy, seven by F({a}).
+    result = _explain(eagle, sample, mask, BudgetedGreedy(forwards=36))
+    order = result.order.tolist()
+    assert order[2:] == sorted(order[2:], key=lambda region: (-alone[region], region))
+    # The map walks the greedy gains of the first two, then F({a}) − F(∅) of the rest.
+    gains = [float(result.gains[0]), float(result.gains[1])]
+    gains += [alone[r] - blank for r in order[2:]]
+    expected = saliency_from_gains(result.order, torch.tensor(gains))
+    torch.testing.assert_close(result.region_attribution, expected)
 
 
 @LLAVA_ONLY
