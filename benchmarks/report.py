@@ -359,7 +359,7 @@ def plot_frontier(records: Sequence[Record], path: Path = FIGURE) -> Path:
                 y = _mean([value(r, metric) for r in points[name]])
                 if math.isnan(y):
                     continue
-                if method in SAMPLING:
+                if method in SAMPLING or " @" in name:  # samplers and Eagle's budget mode
                     curves[method].append((x, y))
                 elif method.startswith("eagle"):
                     ax.scatter(x, y, marker="*", s=90, color="crimson", zorder=3)
@@ -371,7 +371,8 @@ def plot_frontier(records: Sequence[Record], path: Path = FIGURE) -> Path:
                                 textcoords="offset points")  # fmt: skip
             for method, xy in curves.items():
                 xs, ys = zip(*sorted(xy), strict=True)
-                ax.plot(xs, ys, "o-", color=colours[method], label=method, markersize=3)
+                colour = colours.get(method, "crimson")
+                ax.plot(xs, ys, "o-", color=colour, label=method, markersize=3)
             ax.set_xscale("log")
             ax.set_ylabel(label)
             if row == 0:
@@ -380,7 +381,8 @@ def plot_frontier(records: Sequence[Record], path: Path = FIGURE) -> Path:
                 ax.set_xlabel("model forwards (log)")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(
-        "Eagle modes (red stars), sampling methods (lines), fixed-cost methods (grey);"
+        "Eagle modes (red stars; `budget` as a red line), sampling methods (lines), fixed-cost"
+        " methods (grey);"
         " random (0 forwards) drawn at 1"
     )
     fig.tight_layout()
