@@ -432,7 +432,8 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
                 both with different values is an error.
             max_forwards (int, optional): forward budget per image: if the strategy's estimate
                 (``N(N + 1)`` for the exact search) exceeds it, a ``UserWarning`` suggests a
-                cheaper search or fewer regions; the search still runs. ``None``: no check.
+                cheaper search or fewer regions; the search still runs (a hard cap on the map's
+                forwards is ``search=BudgetedGreedy(forwards=...)``). ``None``: no check.
                 Default: 100,000.
             show_progress (bool): show a tqdm progress bar. Default: False.
 
@@ -580,8 +581,9 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
                 warnings.warn(
                     f"The {strategy.name!r} search over {scorer.n_regions} regions needs about "
                     f"{estimate:,} forwards per image (max_forwards={max_forwards:,}). Use fewer "
-                    "regions or a cheaper search (search='early_stop' or 'lazy'), or raise "
-                    "max_forwards (None: no check).",
+                    "regions or a cheaper search (search='early_stop' or 'lazy'; "
+                    f"search=BudgetedGreedy(forwards={max_forwards}) never spends more on the "
+                    "map), or raise max_forwards (None: no check).",
                     UserWarning,
                     stacklevel=3,
                 )

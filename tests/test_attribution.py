@@ -472,7 +472,9 @@ def test_raw_pixel_inputs_name_the_fix(wrapper, sample, grid) -> None:
 @LLAVA_ONLY
 def test_forward_budget_warns_with_the_estimate(wrapper, sample, grid) -> None:
     n = grid.n_regions
-    with pytest.warns(UserWarning, match=f"about {n * (n + 1)} forwards"):
+    with pytest.warns(
+        UserWarning, match=rf"about {n * (n + 1)} forwards.*BudgetedGreedy\(forwards=10\)"
+    ):
         result = EagleAttribution(wrapper).explain(
             sample.image, feature_mask=grid, additional_forward_args=(sample,), max_forwards=10
         )
