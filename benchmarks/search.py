@@ -2,7 +2,9 @@ r"""Search-strategy benchmark: forwards, time and faithfulness of each strategy 
 
 On generated scenes of the bundled shapes model (``captum_eagle.zoo``), every strategy explains the
 model's own caption (all answer tokens) over the same SLICO regions, N = 32 and 64 by default.
-Per strategy and N it reports, averaged over scenes: model forwards and seconds per explanation,
+Per strategy and N it reports, averaged over scenes: model forwards and seconds per explanation
+(``explain()``'s, so the insertion trajectory is included; ``budget`` spends at most its budget on
+the map alone, which ``benchmarks/frontier.py`` measures),
 insertion AUC (↑) and deletion AUC (↓) of :mod:`captum_eagle.metrics` (K = N equal-area steps), and
 the pointing game of the sentence-level map against the union of the scene's object masks (the
 paper's rule, where a tied maximum counts, and the tie-aware expected hit); each also as a ratio to
@@ -58,6 +60,9 @@ DEFAULT_SEARCHES = (
     "early_stop",
     "early_stop:search=lazy",
     "efficient",
+    "forward_backward",
+    "budget",
+    "budget:per_region=8",
 )
 
 
