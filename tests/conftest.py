@@ -14,6 +14,18 @@ PROMPT = "describe the image ."
 TARGET = "a red cat sitting"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread; on a busy CPU, more threads spin and wait.
+
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session", params=FAMILY_NAMES)
 def family(request: pytest.FixtureRequest) -> str:
     return request.param

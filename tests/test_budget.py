@@ -14,12 +14,7 @@ from captum_eagle.search import BudgetedGreedy, get_search, list_searches
 LLAVA_ONLY = pytest.mark.parametrize("family", ["llava"], indirect=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,7 @@ from captum_eagle.batching import AutoBatchSize, batch_size_for_memory
 from captum_eagle.objective import SubsetScorer
 from captum_eagle.testing import tiny_model
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a busy CPU, more threads spin and wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -42,13 +42,7 @@ FAST = ("lazy", "stochastic", "bidirectional", "efficient")
 LLAVA_ONLY = pytest.mark.parametrize("family", ["llava"], indirect=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a busy CPU, more threads spin and wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
