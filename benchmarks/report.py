@@ -307,13 +307,12 @@ def frontier_against_exact(records: Sequence[Record]) -> str:
             (n for n in points if n.startswith("eagle:") and n != "eagle:exact"),
             key=lambda n: _forwards(points[n]),
         )
-        differences, lower = {}, {}
-        for name in modes:
-            for metric, _ in FRONTIER_METRICS:
-                key = (name, metric)
-                differences[key] = _differences(points[name], points["eagle:exact"], metric)
-                lower[key] = metric in LOWER_IS_BETTER
-        comparisons = paired_comparisons(differences, lower)
+        comparisons = _against_eagle(
+            {name: points[name] for name in [*modes, "eagle:exact"]},
+            "eagle:exact",
+            [metric for metric, _ in FRONTIER_METRICS],
+            reference_first=False,
+        )
         exact = _forwards(points["eagle:exact"])
         lines = [
             f"**N = {regions}**: Eagle mode − exact greedy ({exact:.0f} forwards), same cases",
@@ -402,14 +401,21 @@ def _by_regions(records: Sequence[Record], kind: str) -> dict[int, dict[str, lis
 
 
 def _against_eagle(
-    groups: dict[str, list[Record]], reference: str, metrics: Sequence[str]
+    groups: dict[str, list[Record]],
+    reference: str,
+    metrics: Sequence[str],
+    *,
+    reference_first: bool = True,
 ) -> dict[tuple[str, str], Comparison]:
+    r"""Paired comparisons of ``reference`` with every other group, per metric, Holm-corrected
+    together: ``reference − group`` (or ``group − reference`` with ``reference_first=False``)."""
     differences, lower = {}, {}
     for name, rows in groups.items():
         if name == reference or reference not in groups:
             continue
         for metric in metrics:
-            differences[(name, metric)] = _differences(groups[reference], rows, metric)
+            pair = (groups[reference], rows) if reference_first else (rows, groups[reference])
+            differences[(name, metric)] = _differences(*pair, metric)
             lower[(name, metric)] = metric in LOWER_IS_BETTER
     return paired_comparisons(differences, lower)
 
