@@ -449,7 +449,7 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
             state = search_state(run.strategy, run.scorer, show_progress=show_progress)
             gains = run.strategy.map_gains(state, run.scorer)
             if gains is None:  # the map is drawn from the trajectory: the full result
-                result = self._summarise(run, state, inputs, started)
+                result = self._summarise(run, state, gains, inputs, started)
                 region_attribution = result.region_attribution
             else:  # the search measured its gains: no trajectory, only its own forwards
                 region_attribution = saliency_from_gains(torch.tensor(state.order), gains)
@@ -482,7 +482,8 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
         (run,) = self._validated_runs(**_arguments(locals()))
         started = time.perf_counter()
         state = search_state(run.strategy, run.scorer, show_progress=show_progress)
-        return self._summarise(run, state, inputs, started)
+        gains = run.strategy.map_gains(state, run.scorer)
+        return self._summarise(run, state, gains, inputs, started)
 
     def explain_joint(
         self,
@@ -594,15 +595,12 @@ class EagleAttribution(PerturbationAttribution):  # type: ignore[misc]
         self,
         run: _EagleRun,
         state: SearchState,
+        gains: torch.Tensor | None,
         inputs: torch.Tensor | ImageMaskInput,
         started: float,
     ) -> EagleResult:
-        result = summarise_search(
-            run.scorer,
-            torch.tensor(state.order),
-            run.strategy.name,
-            map_gains=run.strategy.map_gains(state, run.scorer),
-        )
+        order = torch.tensor(state.order)
+        result = summarise_search(run.scorer, order, run.strategy.name, map_gains=gains)
         result.search_options = run.search_options
         result.seconds = time.perf_counter() - started
         result.inputs = inputs if isinstance(inputs, ImageMaskInput) else None
